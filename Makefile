@@ -1,0 +1,59 @@
+# maintenance-report: build, test and demo. `make help` lists the targets.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes
+DEFS     = -D_POSIX_C_SOURCE=200809L
+PKGS     = libcurl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lcrypto)
+LIBS     = $(PKG_LIBS) -lpthread
+
+LUA54_INC  ?= /usr/include/lua5.4
+LUAJIT_INC ?= /usr/include/luajit-2.1
+
+SRC  = src/core.c src/sign.c src/buf.c src/transfer.c src/session.c src/multi.c src/json.c src/os.c
+HDRS = $(wildcard src/*.h)
+
+CORE54  = build/lua5.4/maintenance_report/core.so
+COREJIT = build/luajit/maintenance_report/core.so
+
+# Debian packages the build, the tests, the sandbox and the benchmarks need.
+DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
+  lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-argparse lua-check \
+  lua-term lua-luaossl nginx libnginx-mod-http-lua lua-resty-core python3 wrk
+
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+
+.PHONY: all build deps lint spec test clean help
+
+all: build
+
+build: $(CORE54) $(COREJIT)
+
+$(CORE54): $(SRC) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(PKG_CFLAGS) $(SRC) -o $@ $(LIBS)
+
+$(COREJIT): $(SRC) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $(PKG_CFLAGS) $(SRC) -o $@ $(LIBS)
+
+deps:
+	@sh tools/deps.sh $(DEB_PACKAGES)
+
+lint:
+	luacheck --quiet lua bin spec bench examples
+
+spec: build
+	@sh tools/run-specs.sh
+
+test: deps build lint spec
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make          build the C core for Lua 5.4 and LuaJIT"
+	@echo "make deps     install missing Debian packages"
+	@echo "make test     deps, build, luacheck, busted under lua5.4 and luajit"

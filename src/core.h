@@ -1,0 +1,15 @@
+/* Registration hooks of the core's parts, called from the module entry. */
+#ifndef MR_CORE_H
+#define MR_CORE_H
+
+#include <lua.h>
+
+#define MR_CORE_VERSION "0.1.0"
+
+/* Each adds its functions to the module table on the stack top. */
+void mr_sign_register(lua_State *L);
+void mr_session_register(lua_State *L);
+void mr_json_register(lua_State *L); /* raises if lua-cjson is missing */
+void mr_os_register(lua_State *L);
+
+#endif

@@ -1,0 +1,417 @@
+/* One HTTP exchange: easy-handle options, response capture, error kinds. */
+#include "transfer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "compat.h"
+#include "sign.h"
+
+mr_transfer *mr_transfer_new(void)
+{
+    mr_transfer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        free(t);
+        return NULL;
+    }
+    mr_buf_init(&t->body, 0);
+    mr_buf_init(&t->head, 64 * 1024);
+    return t;
+}
+
+void mr_transfer_free(mr_transfer *t)
+{
+    if (t == NULL)
+        return;
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    mr_buf_free(&t->body);
+    mr_buf_free(&t->head);
+    free(t);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    mr_transfer *t = ud;
+    size_t n = size * nmemb;
+    if (mr_buf_append(&t->body, data, n) != 0) {
+        t->too_large = t->body.limit != 0 && t->body.len + n > t->body.limit;
+        return 0; /* aborts the transfer */
+    }
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    mr_transfer *t = ud;
+    size_t n = size * nmemb;
+    /* A new status line starts a new response (after 100 Continue, a proxy CONNECT…). */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        mr_buf_reset(&t->head);
+    if (mr_buf_append(&t->head, data, n) != 0)
+        return 0;
+    return n;
+}
+
+static double opt_number(lua_State *L, int idx, const char *key, double def)
+{
+    double v;
+    lua_getfield(L, idx, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return def;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "request option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v >= 0)) /* also rejects NaN */
+        luaL_error(L, "request option '%s' must not be negative", key);
+    return v;
+}
+
+static const char *opt_lstring(lua_State *L, int idx, const char *key, size_t *len)
+{
+    const char *s;
+    lua_getfield(L, idx, key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "request option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, len);
+    lua_pop(L, 1); /* the request table keeps it alive */
+    return s;
+}
+
+static long to_ms(double seconds)
+{
+    double ms = seconds * 1000.0 + 0.5;
+    if (ms > 2147483647.0)
+        return 2147483647L;
+    if (seconds > 0 && ms < 1)
+        return 1;
+    return (long)ms;
+}
+
+#define SETOPT(opt, val)                                    \
+    do {                                                    \
+        if (curl_easy_setopt(t->easy, opt, val) != CURLE_OK) \
+            return "libcurl rejected option " #opt;        \
+    } while (0)
+
+/* Builds the header list; validates every name and value. */
+static const char *collect_headers(lua_State *L, int idx, mr_transfer *t)
+{
+    mr_buf line;
+    const char *err = NULL;
+    lua_getfield(L, idx, "headers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "request option 'headers' must be a table, got %s", luaL_typename(L, -1));
+    /* Check types first: raising later would leak the list. */
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "request headers must map strings to strings");
+        lua_pop(L, 1);
+    }
+    mr_buf_init(&line, 64 * 1024);
+    lua_pushnil(L);
+    while (err == NULL && lua_next(L, -2) != 0) {
+        size_t nlen, vlen;
+        const char *name = lua_tolstring(L, -2, &nlen);
+        const char *value = lua_tolstring(L, -1, &vlen);
+        struct curl_slist *next;
+        mr_buf_reset(&line);
+        if (!mr_valid_header_name(name, nlen))
+            err = "request header name is not a valid token";
+        else if (!mr_valid_header_value(value, vlen))
+            err = "request header value contains CR, LF or another control character";
+        else if (mr_buf_append(&line, name, nlen) != 0 || mr_buf_append(&line, ": ", 2) != 0 ||
+                 mr_buf_append(&line, value, vlen) != 0)
+            err = "request header too large";
+        else if ((next = curl_slist_append(t->headers, line.data)) == NULL)
+            err = "out of memory";
+        else
+            t->headers = next;
+        lua_pop(L, 1);
+    }
+    if (err != NULL)
+        lua_pop(L, 1); /* the key lua_next left */
+    mr_buf_free(&line);
+    lua_pop(L, 1);
+    return err;
+}
+
+const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
+                              const mr_http_config *cfg, CURLSH *share)
+{
+    size_t url_len = 0, body_len = 0, method_len = 0;
+    const char *url, *method, *body, *err;
+    double timeout, connect_timeout, max_body;
+
+    luaL_checktype(L, idx, LUA_TTABLE);
+    url = opt_lstring(L, idx, "url", &url_len);
+    method = opt_lstring(L, idx, "method", &method_len);
+    body = opt_lstring(L, idx, "body", &body_len);
+    timeout = opt_number(L, idx, "timeout", cfg->timeout);
+    connect_timeout = opt_number(L, idx, "connect_timeout", cfg->connect_timeout);
+    max_body = opt_number(L, idx, "max_body", (double)cfg->max_body);
+    if (url == NULL)
+        luaL_error(L, "request option 'url' is required");
+    if (strlen(url) != url_len || !mr_valid_header_value(url, url_len) || strchr(url, ' '))
+        return "url contains a space, CR, LF or another control character";
+
+    curl_easy_reset(t->easy); /* keeps the connection, DNS and TLS session caches */
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    mr_buf_reset(&t->body);
+    mr_buf_reset(&t->head);
+    t->body.limit = max_body >= 1 ? (size_t)max_body : MR_DEFAULT_MAX_BODY;
+    t->too_large = 0;
+    t->errbuf[0] = '\0';
+
+    if ((err = collect_headers(L, idx, t)) != NULL)
+        return err;
+
+    SETOPT(CURLOPT_URL, url);
+    SETOPT(CURLOPT_PRIVATE, (void *)t);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, (void *)t);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, (void *)t);
+    SETOPT(CURLOPT_HTTPHEADER, t->headers);
+    SETOPT(CURLOPT_TIMEOUT_MS, to_ms(timeout));
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout));
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->body.limit);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would carry our signature elsewhere */
+    if (cfg->user_agent)
+        SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
+    if (share)
+        SETOPT(CURLOPT_SHARE, share);
+    if (cfg->insecure) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    }
+    if (cfg->cafile)
+        SETOPT(CURLOPT_CAINFO, cfg->cafile);
+    if (cfg->capath)
+        SETOPT(CURLOPT_CAPATH, cfg->capath);
+    if (method != NULL && strcmp(method, "GET") != 0) {
+        if (!mr_valid_header_name(method, method_len))
+            return "method is not a valid token";
+        SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (body != NULL) {
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        SETOPT(CURLOPT_COPYPOSTFIELDS, body);
+    }
+    return NULL;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+int mr_parse_headers(const char *data, size_t len, mr_header_cb cb, void *ud)
+{
+    const char *p = data, *end = data + len;
+    int status = -1, first = 1;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        const char *next = eol ? eol + 1 : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        if (first) {
+            /* "HTTP/1.1 200 OK" or "HTTP/2 200" */
+            const char *sp = memchr(p, ' ', (size_t)(line_end - p));
+            if (sp != NULL && line_end - sp >= 4 && sp[1] >= '1' && sp[1] <= '5' &&
+                sp[2] >= '0' && sp[2] <= '9' && sp[3] >= '0' && sp[3] <= '9')
+                status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+            first = 0;
+        } else if (line_end > p && *p != ' ' && *p != '\t') {
+            const char *colon = memchr(p, ':', (size_t)(line_end - p));
+            if (colon != NULL && colon > p) {
+                const char *v = colon + 1, *ve = line_end;
+                while (v < ve && (*v == ' ' || *v == '\t'))
+                    v++;
+                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                    ve--;
+                cb(ud, p, (size_t)(colon - p), v, (size_t)(ve - v));
+            }
+        }
+        p = next;
+    }
+    return status;
+}
+
+/* Lua side of mr_parse_headers: lower-cased names, repeats joined by ", ". */
+static void set_header(void *ud, const char *name, size_t name_len,
+                       const char *value, size_t value_len)
+{
+    lua_State *L = ud;
+    char lower[256];
+    size_t i;
+    if (name_len >= sizeof lower)
+        return;
+    for (i = 0; i < name_len; i++)
+        lower[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
+    lua_pushlstring(L, lower, name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isstring(L, -1)) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, value, value_len);
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, value, value_len);
+    }
+    lua_rawset(L, -3);
+}
+
+int mr_push_transport_error(lua_State *L, const char *kind, const char *message)
+{
+    lua_pushnil(L);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
+/* Whether any request byte may have left: only failures before that are safe to repeat. */
+static int may_have_sent(mr_transfer *t, CURLcode rc)
+{
+    curl_off_t pretransfer = 0;
+    long request_size = 0;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return 0;
+    default:
+        break;
+    }
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK ||
+        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK)
+        return 1;
+    return request_size > 0 || pretransfer > 0;
+}
+
+static const char *error_kind(mr_transfer *t, CURLcode rc)
+{
+    if (t->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return "too_large";
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "dns";
+    case CURLE_COULDNT_CONNECT:
+        return "connect";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return "tls";
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return "invalid_url";
+    case CURLE_OUT_OF_MEMORY:
+        return "out_of_memory";
+    default:
+        return "network"; /* reset, empty reply, truncated body, … */
+    }
+}
+
+static void push_timing(lua_State *L, mr_transfer *t)
+{
+    curl_off_t total = 0;
+    long connects = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK) {
+        lua_pushnumber(L, (lua_Number)total / 1e6);
+        lua_setfield(L, -2, "time");
+    }
+    if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
+        lua_pushboolean(L, connects == 0);
+        lua_setfield(L, -2, "reused");
+    }
+}
+
+int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc)
+{
+    long status = 0;
+    if (rc != CURLE_OK) {
+        const char *kind = error_kind(t, rc);
+        lua_pushnil(L);
+        lua_createtable(L, 0, 6);
+        lua_pushstring(L, kind);
+        lua_setfield(L, -2, "kind");
+        if (t->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+            lua_pushfstring(L, "response body exceeds the %d-byte cap", (int)t->body.limit);
+        else
+            lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+        lua_setfield(L, -2, "message");
+        mr_push_integer(L, (long long)rc);
+        lua_setfield(L, -2, "curl_code");
+        lua_pushboolean(L, may_have_sent(t, rc));
+        lua_setfield(L, -2, "sent");
+        if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status > 0) {
+            mr_push_integer(L, status);
+            lua_setfield(L, -2, "status");
+        }
+        push_timing(L, t);
+        return 2;
+    }
+    if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        status = 0;
+    lua_createtable(L, 0, 5);
+    mr_push_integer(L, status);
+    lua_setfield(L, -2, "status");
+    lua_newtable(L);
+    mr_parse_headers(t->head.data ? t->head.data : "", t->head.len, set_header, L);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
+    lua_setfield(L, -2, "body");
+    push_timing(L, t);
+    lua_pushnil(L);
+    return 2;
+}

@@ -1,0 +1,60 @@
+/* One HTTP exchange on a libcurl easy handle: set-up and result capture. */
+#ifndef MR_TRANSFER_H
+#define MR_TRANSFER_H
+
+#include <curl/curl.h>
+#include <lua.h>
+
+#include "buf.h"
+
+#define MR_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
+
+/* Session-wide settings applied to every transfer. */
+typedef struct {
+    char *cafile;
+    char *capath;
+    char *user_agent;
+    int insecure;
+    double timeout;         /* seconds, 0: none */
+    double connect_timeout; /* seconds */
+    size_t max_body;
+} mr_http_config;
+
+typedef struct mr_transfer {
+    CURL *easy;
+    struct curl_slist *headers;
+    mr_buf body;
+    mr_buf head; /* header lines of the latest response only */
+    int too_large;
+    lua_Integer id;
+    struct mr_transfer *next; /* free list or in-flight list */
+    char errbuf[CURL_ERROR_SIZE];
+} mr_transfer;
+
+mr_transfer *mr_transfer_new(void);
+void mr_transfer_free(mr_transfer *t);
+
+/*
+ * Reads the request table at index idx ({url=, method=, headers=, body=,
+ * timeout=, connect_timeout=, max_body=}) and configures t. Raises for
+ * wrong option types; returns NULL, or a static message for a value that
+ * must not be sent (CR/LF in a header, for example).
+ */
+const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
+                              const mr_http_config *cfg, CURLSH *share);
+
+/* Pushes the response table, or nil and an error table. Returns 2. */
+int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc);
+
+/* Pushes nil and a transport error table {kind=, message=, sent=false}. */
+int mr_push_transport_error(lua_State *L, const char *kind, const char *message);
+
+/*
+ * Splits a raw header block into name/value pairs, skipping the status line.
+ * Pure C so that it can be fuzzed. Returns the status code or -1.
+ */
+typedef void (*mr_header_cb)(void *ud, const char *name, size_t name_len,
+                             const char *value, size_t value_len);
+int mr_parse_headers(const char *data, size_t len, mr_header_cb cb, void *ud);
+
+#endif
