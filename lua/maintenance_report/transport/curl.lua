@@ -1,0 +1,31 @@
+-- The default transport: the C core's libcurl session (blocking, keep-alive).
+--
+-- Transport interface, for anyone plugging in their own:
+--   transport:request{method=, url=, headers={Name=value}, timeout=, connect_timeout=}
+--     → {status=number, headers={lowercase-name=value}, body=string}
+--     or nil, {kind=, message=, sent=boolean}
+--   kind is one of dns, connect, tls, timeout, too_large, network, invalid_request;
+--   sent=false promises that no byte of the request left the client.
+local core = require "maintenance_report.core"
+
+local CurlTransport = {}
+CurlTransport.__index = CurlTransport
+
+local function new(opts)
+  local session = core.session{
+    cafile = opts.cafile, capath = opts.capath, insecure = opts.insecure,
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+    max_body = opts.max_body, user_agent = opts.user_agent,
+  }
+  return setmetatable({ session = session }, CurlTransport)
+end
+
+function CurlTransport:request(req)
+  return self.session:request(req)
+end
+
+function CurlTransport:close()
+  self.session:close()
+end
+
+return { new = new }
