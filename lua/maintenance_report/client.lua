@@ -433,8 +433,8 @@ function Client:_poll(order_id, opts, wait_first)
     self:_emit{ event = "poll", order_id = order_id, status = report.status }
     if report.status ~= "pending" then return report end
     if self.now() >= deadline then
-      return nil, self:_fail("pending", ("report still pending after %gs; resume with wait_report('%s'), no new order needed")
-        :format(max_wait, order_id), { order_id = order_id, retryable = true, code = report.code })
+      local message = "report still pending after %gs; resume with wait_report('%s'), no new order needed"
+      return nil, self:_fail("pending", message:format(max_wait, order_id), { order_id = order_id, retryable = true, code = report.code })
     end
   end
 end
