@@ -434,7 +434,8 @@ function Client:_poll(order_id, opts, wait_first)
     if report.status ~= "pending" then return report end
     if self.now() >= deadline then
       local message = "report still pending after %gs; resume with wait_report('%s'), no new order needed"
-      return nil, self:_fail("pending", message:format(max_wait, order_id), { order_id = order_id, retryable = true, code = report.code })
+      return nil, self:_fail("pending", message:format(max_wait, order_id),
+        { order_id = order_id, retryable = true, code = report.code })
     end
   end
 end
