@@ -53,6 +53,9 @@ test: deps build lint spec
 clean:
 	rm -rf build
 
+# Checks beyond the test suite (sanitizers, fuzzing, benchmarks) live in mk/.
+-include mk/*.mk
+
 help:
 	@echo "make          build the C core for Lua 5.4 and LuaJIT"
 	@echo "make deps     install missing Debian packages"

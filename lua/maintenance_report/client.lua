@@ -4,6 +4,7 @@ local errors = require "maintenance_report.errors"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
+local scheduler = require "maintenance_report.scheduler"
 
 local client = {}
 
@@ -44,7 +45,7 @@ local OPTION_TYPES = {
   max_body = "number", vin_check_digit = "boolean", report_status = "table",
   pending_results = "table", user_agent = "string", on_event = "function",
   transport = "object", sleep = "function", now = "function", random = "function",
-  utc_offset_hours = "number",
+  utc_offset_hours = "number", max_in_flight = "number", yield = "function",
 }
 
 local ALGORITHMS = { ["hmac-sha1"] = true, ["hmac-sha256"] = true, ["hmac-sha384"] = true, ["hmac-sha512"] = true }
@@ -145,6 +146,7 @@ function client.new(opts)
   self.now = o.now or core.monotime
   self.random = o.random or math.random
   self.transport = o.transport or curl_transport.new(o)
+  self.max_in_flight = o.max_in_flight or 8
   return self
 end
 
@@ -238,7 +240,7 @@ function Client:_exchange(op, path, params, attempt)
   }
   if not headers then return nil, self:_fail("invalid_input", "cannot sign the request: " .. sign_err) end
   local started = self.now()
-  local resp, terr = self.transport:request{
+  local resp, terr = self:_request{
     method = "GET", url = url, headers = headers,
     timeout = self.timeout, connect_timeout = self.connect_timeout, max_body = self.max_body,
   }
@@ -258,11 +260,22 @@ function Client:_exchange(op, path, params, attempt)
   return decoded, request_id
 end
 
+-- Inside a scheduler task, I/O yields to the scheduler; elsewhere it blocks.
+function Client:_request(req)
+  if scheduler.current() then return scheduler.request(req) end
+  return self.transport:request(req)
+end
+
+function Client:_sleep(seconds)
+  if scheduler.current() then return scheduler.sleep(seconds) end
+  return self.sleep(seconds)
+end
+
 function Client:_backoff(attempt, op)
   local cap = math.min(self.retry_max_delay, self.retry_base * 2 ^ (attempt - 1))
   local delay = cap * self.random()
   self:_emit{ event = "retry", op = op, attempt = attempt, delay = delay }
-  self.sleep(delay)
+  self:_sleep(delay)
 end
 
 -- ---- create_order -----------------------------------------------------
@@ -414,6 +427,22 @@ function Client:_next_wait(previous, poll_interval)
   return base, base * (0.8 + 0.4 * self.random())
 end
 
+-- In a user's coroutine with the `yield` option, run fn as a task and give
+-- control back to the user's scheduler between steps instead of blocking.
+local function in_user_coroutine()
+  local co, is_main = coroutine.running()
+  return co ~= nil and not is_main and not scheduler.current()
+end
+
+function Client:_cooperatively(fn)
+  local handle = self:scheduler():spawn(fn)
+  while true do
+    self:step(0)
+    if handle:done() then return handle:result() end
+    self.yield()
+  end
+end
+
 -- Polls until the report is final or max_wait runs out; wait_first for a fresh order.
 function Client:_poll(order_id, opts, wait_first)
   local poll_interval = opts.poll_interval or self.poll_interval
@@ -425,7 +454,7 @@ function Client:_poll(order_id, opts, wait_first)
     if waiting then
       local delay
       base, delay = self:_next_wait(base, poll_interval)
-      self.sleep(math.max(0, math.min(delay, deadline - self.now())))
+      self:_sleep(math.max(0, math.min(delay, deadline - self.now())))
     end
     waiting = true
     local report, err = self:_read_report(order_id)
@@ -447,12 +476,18 @@ function Client:wait_report(order_id, opts)
   end
   local id, msg = validate.order_id(order_id)
   if not id then return nil, self:_fail("invalid_input", msg, { field = "order_id" }) end
+  if self.yield and in_user_coroutine() then
+    return self:_cooperatively(function() return self:_poll(id, opts or {}) end)
+  end
   return self:_poll(id, opts or {})
 end
 
 --- Orders a report and waits for it. On a deadline, err.kind == "pending" and err.order_id resumes it.
 function Client:query(args)
   check_call_table("query", args, QUERY_FIELDS)
+  if self.yield and in_user_coroutine() then
+    return self:_cooperatively(function() return self:query(args) end)
+  end
   for _, key in ipairs{ "poll_interval", "max_wait" } do
     if args[key] ~= nil and (type(args[key]) ~= "number" or args[key] < 0) then
       error("query: " .. key .. " must be a non-negative number", 2)
@@ -463,6 +498,55 @@ function Client:query(args)
   }
   if not order then return nil, err end
   return self:_poll(order.order_id, args, true) -- a fresh order is never ready at once
+end
+
+-- ---- non-blocking API: handles advanced by client:step ---------------------
+
+--- The client's scheduler (created on first use), shared by every handle.
+function Client:scheduler()
+  if not self._scheduler then
+    if not self.transport.submit then
+      error("this transport has no submit/perform; start_query and step need one that has", 2)
+    end
+    self._scheduler = scheduler.new{ transport = self.transport, now = self.now, sleep = self.sleep,
+      max_in_flight = self.max_in_flight }
+  end
+  return self._scheduler
+end
+
+local START_QUERY_FIELDS = { on_done = true }
+for k in pairs(QUERY_FIELDS) do START_QUERY_FIELDS[k] = true end
+
+--- Starts a query and returns a handle at once; client:step() advances it.
+--- handle:done(), handle:result() → report | nil, err; args.on_done(handle) when it ends.
+function Client:start_query(args)
+  check_call_table("start_query", args, START_QUERY_FIELDS)
+  if args.on_done ~= nil and type(args.on_done) ~= "function" then
+    error("start_query: on_done must be a function", 2)
+  end
+  local query_args = {}
+  for k, v in pairs(args) do
+    if k ~= "on_done" then query_args[k] = v end
+  end
+  return self:scheduler():spawn(function() return self:query(query_args) end, args.on_done)
+end
+
+--- Starts polling an existing order (see wait_report) and returns a handle at once.
+function Client:start_report(order_id, opts)
+  if type(order_id) ~= "string" then
+    error("start_report: order_id must be a string, got " .. type(order_id), 2)
+  end
+  opts = opts or {}
+  return self:scheduler():spawn(function() return self:wait_report(order_id, opts) end, opts.on_done)
+end
+
+--- Advances all started work, waiting at most timeout seconds (0: just poll).
+--- Returns how many handles are still running.
+function Client:step(timeout)
+  if type(timeout) ~= "nil" and type(timeout) ~= "number" then
+    error("step: timeout must be a number of seconds", 2)
+  end
+  return self:scheduler():step(timeout or 0)
 end
 
 return client

@@ -4,6 +4,8 @@
 --   transport:request{method=, url=, headers={Name=value}, timeout=, connect_timeout=}
 --     → {status=number, headers={lowercase-name=value}, body=string}
 --     or nil, {kind=, message=, sent=boolean}
+--   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id,
+--   transport:perform(timeout) → {{id=, response=} or {id=, error=}, …}.
 --   kind is one of dns, connect, tls, timeout, too_large, network, invalid_request;
 --   sent=false promises that no byte of the request left the client.
 local core = require "maintenance_report.core"
@@ -22,6 +24,19 @@ end
 
 function CurlTransport:request(req)
   return self.session:request(req)
+end
+
+-- The non-blocking side, for the scheduler: see core session:submit/perform.
+function CurlTransport:submit(req)
+  return self.session:submit(req)
+end
+
+function CurlTransport:perform(timeout)
+  return self.session:perform(timeout)
+end
+
+function CurlTransport:cancel(id)
+  return self.session:cancel(id)
 end
 
 function CurlTransport:close()
