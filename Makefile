@@ -21,7 +21,7 @@ COREJIT = build/luajit/maintenance_report/core.so
 # Debian packages the build, the tests, the sandbox and the benchmarks need.
 DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-argparse lua-check \
-  lua-term lua-luaossl nginx libnginx-mod-http-lua lua-resty-core python3 wrk
+  lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 

@@ -1,0 +1,67 @@
+-- LuaRocks build: `luarocks make --deps-mode=none` builds and installs offline.
+rockspec_format = "3.0"
+package = "maintenance-report"
+version = "scm-1"
+source = {
+  url = "git+file:///maintenance-report", -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "Client for the vehicle maintenance-record API (车辆维修保养记录), with a C core",
+  detailed = [[
+Signs requests with the gateway's key-pair HMAC (OpenSSL), talks HTTP through
+libcurl with connection reuse and a non-blocking multi interface, decodes JSON
+with lua-cjson, validates VINs and plates before paying, polls orders into
+normalized reports, and ships a local sandbox of the API on nginx-lua.
+]],
+  license = "MIT",
+  labels = { "http", "api", "vin", "openresty" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson >= 2.1",
+}
+external_dependencies = {
+  -- Only the library: Debian keeps curl/curl.h in a multiarch include dir LuaRocks does not search.
+  CURL = { library = "curl" },
+  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["maintenance_report.core"] = {
+      sources = { "src/core.c", "src/sign.c", "src/buf.c", "src/transfer.c", "src/session.c",
+                  "src/multi.c", "src/json.c", "src/os.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "crypto", "pthread" },
+    },
+    ["maintenance_report.client"] = "lua/maintenance_report/client.lua",
+    ["maintenance_report.errors"] = "lua/maintenance_report/errors.lua",
+    ["maintenance_report"] = "lua/maintenance_report/init.lua",
+    ["maintenance_report.nginx"] = "lua/maintenance_report/nginx.lua",
+    ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",
+    ["maintenance_report.sandbox.cli"] = "lua/maintenance_report/sandbox/cli.lua",
+    ["maintenance_report.sandbox.faults"] = "lua/maintenance_report/sandbox/faults.lua",
+    ["maintenance_report.sandbox.gateway"] = "lua/maintenance_report/sandbox/gateway.lua",
+    ["maintenance_report.sandbox.handler"] = "lua/maintenance_report/sandbox/handler.lua",
+    ["maintenance_report.sandbox.hmac"] = "lua/maintenance_report/sandbox/hmac.lua",
+    ["maintenance_report.sandbox"] = "lua/maintenance_report/sandbox/init.lua",
+    ["maintenance_report.sandbox.json"] = "lua/maintenance_report/sandbox/json.lua",
+    ["maintenance_report.sandbox.nginx_conf"] = "lua/maintenance_report/sandbox/nginx_conf.lua",
+    ["maintenance_report.sandbox.prng"] = "lua/maintenance_report/sandbox/prng.lua",
+    ["maintenance_report.sandbox.reports"] = "lua/maintenance_report/sandbox/reports.lua",
+    ["maintenance_report.sandbox.scenarios"] = "lua/maintenance_report/sandbox/scenarios.lua",
+    ["maintenance_report.sandbox.shell"] = "lua/maintenance_report/sandbox/shell.lua",
+    ["maintenance_report.sandbox.state"] = "lua/maintenance_report/sandbox/state.lua",
+    ["maintenance_report.sandbox.vin"] = "lua/maintenance_report/sandbox/vin.lua",
+    ["maintenance_report.sandbox.wmi"] = "lua/maintenance_report/sandbox/wmi.lua",
+    ["maintenance_report.scheduler"] = "lua/maintenance_report/scheduler.lua",
+    ["maintenance_report.transport.curl"] = "lua/maintenance_report/transport/curl.lua",
+    ["maintenance_report.validate"] = "lua/maintenance_report/validate.lua",
+  },
+  install = {
+    bin = { ["maintenance-report"] = "bin/maintenance-report" },
+  },
+  copy_directories = { "docs", "examples" },
+}

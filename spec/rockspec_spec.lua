@@ -1,0 +1,97 @@
+-- The rockspec installs exactly what the checkout has.
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function load_rockspec()
+  local env = {}
+  local chunk
+  if setfenv then
+    chunk = assert(loadstring(read("maintenance-report-scm-1.rockspec")))
+    setfenv(chunk, env)
+  else
+    chunk = assert(load(read("maintenance-report-scm-1.rockspec"), "rockspec", "t", env))
+  end
+  chunk()
+  return env
+end
+
+local function lines(command)
+  local out = {}
+  local pipe = assert(io.popen(command))
+  for line in pipe:lines() do out[#out + 1] = line end
+  pipe:close()
+  return out
+end
+
+describe("maintenance-report-scm-1.rockspec", function()
+  local rockspec = load_rockspec()
+
+  it("uses format 3.0 and the builtin build type, and needs curl, OpenSSL and lua-cjson", function()
+    assert.are.equal("3.0", rockspec.rockspec_format)
+    assert.are.equal("builtin", rockspec.build.type)
+    assert.is_table(rockspec.external_dependencies.CURL)
+    assert.is_table(rockspec.external_dependencies.OPENSSL)
+    assert.truthy(table.concat(rockspec.dependencies, " "):find("lua-cjson", 1, true))
+  end)
+
+  it("lists every Lua module under lua/ and nothing else", function()
+    local listed = {}
+    for name, src in pairs(rockspec.build.modules) do
+      if type(src) == "string" then listed[#listed + 1] = name .. "=" .. src end
+    end
+    table.sort(listed)
+    local present = {}
+    for _, file in ipairs(lines("find lua -name '*.lua'")) do
+      local name = file:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
+      present[#present + 1] = name .. "=" .. file
+    end
+    table.sort(present)
+    assert.are.same(present, listed)
+  end)
+
+  it("compiles the same C sources as the Makefile", function()
+    local makefile_sources = read("Makefile"):match("\nSRC%s*=%s*([^\n]+)")
+    local from_make = {}
+    for src in makefile_sources:gmatch("%S+") do from_make[#from_make + 1] = src end
+    local from_rock = {}
+    for _, src in ipairs(rockspec.build.modules["maintenance_report.core"].sources) do
+      from_rock[#from_rock + 1] = src
+    end
+    table.sort(from_make)
+    table.sort(from_rock)
+    assert.are.same(from_make, from_rock)
+  end)
+
+  it("installs the CLI", function()
+    assert.are.equal("bin/maintenance-report", rockspec.build.install.bin["maintenance-report"])
+  end)
+end)
+
+describe("luarocks make --deps-mode=none", function()
+  local jit_abi = rawget(_G, "jit") ~= nil
+
+  it("builds and installs offline into a fresh tree, for this interpreter's ABI", function()
+    local tree = assert(io.popen("mktemp -d")):read("*l")
+    local version = jit_abi and "5.1" or "5.4"
+    local incdir = jit_abi and " LUA_INCDIR=/usr/include/luajit-2.1" or ""
+    local build = os.execute(("luarocks --lua-version %s make --deps-mode=none --tree %s%s "
+      .. "maintenance-report-scm-1.rockspec >%s/build.log 2>&1"):format(version, tree, incdir, tree))
+    assert.is_truthy(build == true or build == 0, "luarocks make failed; see " .. tree .. "/build.log")
+    local interpreter = jit_abi and "luajit" or "lua5.4"
+    local check = io.popen(("LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua' "
+      .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e 'local mr = require \"maintenance_report\"; io.write(mr._VERSION, \" \", "
+      .. "require(\"maintenance_report.core\").version)' 2>&1"):format(
+      tree, version, tree, version, tree, version, interpreter))
+    local out = check:read("*a")
+    check:close()
+    local installed_cli = io.open(tree .. "/bin/maintenance-report")
+    os.execute("rm -rf " .. tree)
+    assert.are.equal(require("maintenance_report")._VERSION .. " " .. require("maintenance_report.core").version, out)
+    assert.is_truthy(installed_cli)
+    if installed_cli then installed_cli:close() end
+  end)
+end)
