@@ -83,8 +83,8 @@ describe("luarocks make --deps-mode=none", function()
     assert.is_truthy(build == true or build == 0, "luarocks make failed; see " .. tree .. "/build.log")
     local interpreter = jit_abi and "luajit" or "lua5.4"
     local check = io.popen(("LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua' "
-      .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e 'local mr = require \"maintenance_report\"; io.write(mr._VERSION, \" \", "
-      .. "require(\"maintenance_report.core\").version)' 2>&1"):format(
+      .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e 'local mr = require \"maintenance_report\"; "
+      .. "io.write(mr._VERSION, \" \", require(\"maintenance_report.core\").version)' 2>&1"):format(
       tree, version, tree, version, tree, version, interpreter))
     local out = check:read("*a")
     check:close()
