@@ -1,0 +1,149 @@
+-- Request entry points inside nginx: the gateway in front, then the vendor's
+-- two endpoints; plus the loopback-only admin endpoints.
+local faults = require "maintenance_report.sandbox.faults"
+local gateway = require "maintenance_report.sandbox.gateway"
+local reports = require "maintenance_report.sandbox.reports"
+local scenarios = require "maintenance_report.sandbox.scenarios"
+local state = require "maintenance_report.sandbox.state"
+
+local M = {}
+
+local STAGE = "/release"
+local reply = faults.reply
+
+local settings = {
+  secrets = {},
+  pending_polls = 1,
+  latency_ms = 0,
+}
+
+-- Called once from init_by_lua (in the master, before the workers fork).
+function M.configure(s)
+  settings.secrets = { [s.secret_id] = s.secret_key }
+  settings.pending_polls = s.pending_polls or 1
+  settings.latency_ms = s.latency_ms or 0
+end
+
+local MISSING_VIN = '{"code":"20704","message":"车架号不能为空","result":{}}'
+local MISSING_ORDER_ID = '{"code":"20804","message":"订单号不能为空","result":{}}'
+
+local function first(v)
+  if type(v) == "table" then v = v[1] end
+  if type(v) ~= "string" or v == "" then return nil end
+  return v
+end
+
+local function order_json(id)
+  return '{"code":"0","message":"成功","data":{"result":"1","description":"查询成功,有数据",'
+    .. '"detail":{"resultCode":1200,"resultMsg":"购买成功","orderId":"' .. id .. '"}}}'
+end
+
+-- A fresh order id: 32 lowercase hex, from nginx's random $request_id mixed
+-- with the time, so it never equals the request id it came with.
+local function new_order_id()
+  return ngx.md5(ngx.var.request_id .. ngx.now() .. "order")
+end
+
+local function report_json(vin)
+  return state.cached_report(vin, reports.ready_json)
+end
+
+local function order()
+  local vin = first(ngx.req.get_uri_args().vin)
+  if not vin then return reply(200, MISSING_VIN) end
+  -- Counted on arrival, before any deliberate delay or fault: from the
+  -- client's side any of these may have been billed.
+  state.count_order(vin)
+
+  local sc = scenarios.decode(vin:upper())
+  if sc and sc.phase == "order" then
+    if sc.fault == "slow" then
+      ngx.sleep(sc.delay)
+    elseif state.fire("order:" .. vin, sc.times) then
+      -- The order is not stored: the client never learns a usable id.
+      return faults.respond(sc.fault, order_json(new_order_id()))
+    end
+  end
+
+  local id = new_order_id()
+  ngx.update_time()
+  local ok, err = state.create_order(id, vin, ngx.now())
+  if not ok then
+    ngx.log(ngx.ERR, "cannot store order: ", err)
+    return reply(200, faults.SERVICE_ERROR)
+  end
+  return reply(200, order_json(id))
+end
+
+local function report()
+  state.count_report_read()
+  local id = first(ngx.req.get_uri_args().order_id)
+  if not id then return reply(200, MISSING_ORDER_ID) end
+  local vin, created = state.get_order(id)
+  if not vin then return reply(200, faults.SERVICE_ERROR) end
+
+  local polls = settings.pending_polls
+  local sc = scenarios.decode(vin:upper())
+  if sc and sc.phase == "report" then
+    if sc.fault == "slow" then
+      ngx.sleep(sc.delay)
+    elseif sc.fault and state.fire("report:" .. id, sc.times) then
+      return faults.respond(sc.fault, report_json(vin))
+    end
+    polls = sc.polls or polls
+  end
+
+  -- Pending while fewer than `polls` polls were answered, or while younger
+  -- than latency_ms; faults above do not count as polls.
+  local pending = polls > 0 and state.poll(id) <= polls
+  if not pending and settings.latency_ms > 0 then
+    ngx.update_time()
+    pending = (ngx.now() - created) * 1000 < settings.latency_ms
+  end
+  if pending then return reply(200, reports.PENDING_JSON) end
+  if sc and sc.name == "no_records" then return reply(200, reports.NO_RECORDS_JSON) end
+  return reply(200, report_json(vin))
+end
+
+local ROUTES = {
+  [STAGE .. "/maintenance/order"] = order,
+  [STAGE .. "/maintenance_report/get"] = report,
+}
+
+-- The gateway's 404 names the path below the stage ("/release").
+local function no_api(uri)
+  if uri:sub(1, #STAGE + 1) == STAGE .. "/" then uri = uri:sub(#STAGE + 1) end
+  return reply(404, faults.message_json("There is no api match uri[" .. uri .. "]."))
+end
+
+function M.api()
+  ngx.header["X-Api-RequestId"] = ngx.var.request_id
+  local uri = ngx.var.uri
+  local route = ROUTES[uri]
+  -- Both APIs are published for GET only; anything else matches no API.
+  if not route or ngx.req.get_method() ~= "GET" then return no_api(uri) end
+  local ok, status, message = gateway.check(ngx.req.get_headers(), settings.secrets, ngx.time())
+  if not ok then return reply(status, faults.message_json(message)) end
+  return route()
+end
+
+-- Admin endpoints, never behind the gateway; nginx allows only loopback.
+function M.admin()
+  local action = ngx.var.uri:match("^/__sandbox/(%w+)$")
+  local body
+  if action == "stats" then
+    body = state.stats_json()
+  elseif action == "reset" then
+    state.reset()
+    body = '{"ok":true}'
+  else
+    ngx.status = 404
+    body = '{"error":"unknown admin endpoint"}'
+  end
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+  return ngx.exit(ngx.OK)
+end
+
+return M

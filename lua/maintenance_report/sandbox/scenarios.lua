@@ -1,0 +1,119 @@
+-- Scenario VINs: valid VINs whose characters select a sandbox behaviour.
+--
+--   L S A N D B 0 X  c  L  p  F F  N N N N
+--   1 . . . . . . 8  9  10 11 12-13 14-17
+--
+--   1-8   fixed prefix "LSANDB0X" (zero, not the letter O)
+--   9     check digit (scenario_vin computes it; decoding ignores it)
+--   10    model-year code, always "L" (2020)
+--   11    phase: "1" = the order call misbehaves, "2" = the report call
+--         misbehaves (the order succeeds and the order id remembers the
+--         VIN), "0" = no fault
+--   12-13 scenario code (letters I, O, Q never occur in VINs)
+--   14-17 parameter, 4 digits; its meaning depends on the scenario
+--
+-- Plain Lua, no ngx: used by the nginx handler and by client code and specs.
+local vinlib = require "maintenance_report.sandbox.vin"
+
+local M = {}
+
+M.PREFIX = "LSANDB0X"
+local YEAR = "L"
+
+-- Parameter kinds: how scenario_vin's `variant` maps to the 4 digits.
+--   serial: any number 0-9999, only to get distinct VINs (default 0)
+--   times:  the fault fires on the first N calls, then the call works; 0 = always
+--           (counted per VIN for order faults, per order id for report faults)
+--   tenths: a delay in seconds, stored in tenths (variant 1.5 -> "0015"); default 2 s
+--   polls:  number of pending answers before the report is ready (default 3)
+local PARAM_DEFAULT = { serial = 0, times = 0, tenths = 2, polls = 3 }
+
+local FAULTS = {
+  { "service_error", "SE", "times", 'code "-1" "服务或其它异常" with HTTP 200' },
+  { "slow", "SL", "tenths", "answers normally after a delay (ngx.sleep; the worker stays free)" },
+  { "http_500", "50", "times", "HTTP 500 with an HTML error page" },
+  { "http_502", "52", "times", "HTTP 502 with an HTML error page" },
+  { "http_504", "54", "times", "HTTP 504 with an HTML error page" },
+  { "rate_limit", "RL", "times", 'HTTP 429 {"message":"API rate limit exceeded."}' },
+  { "quota", "UL", "times", 'HTTP 429 {"message":"API quota exceeded."}' },
+  { "malformed_json", "MJ", "times", "HTTP 200 with a body that is not valid JSON" },
+  { "truncated_body", "TB", "times", "Content-Length larger than the bytes sent, then the connection closes" },
+  { "connection_closed", "CC", "times", "status line and part of the headers, then the connection closes" },
+  { "empty_reply", "ER", "times", "the connection closes before any byte of the response" },
+}
+
+-- name -> {code=, phase=, fault=, param=, description=}
+local by_name = {}
+-- phase .. code -> name
+local by_key = {}
+
+local function add(name, phase, code, fault, param, description)
+  by_name[name] = { name = name, phase = phase, code = code, fault = fault,
+                    param = param, description = description }
+  by_key[phase .. code] = name
+end
+
+add("normal", "0", "NM", nil, "serial", "a normal report (like any VIN outside the scheme)")
+add("no_records", "2", "NR", nil, "serial", 'the report is "1206" 无维修保养记录')
+add("pending_polls", "2", "PD", nil, "polls",
+  "the report stays pending (1204) for N polls, whatever the sandbox's pending_polls")
+for _, f in ipairs(FAULTS) do
+  add("order_" .. f[1], "1", f[2], f[1], f[3], "order call: " .. f[4])
+  add("report_" .. f[1], "2", f[2], f[1], f[3], "report call: " .. f[4])
+end
+
+-- name -> description, as the public list.
+M.scenarios = {}
+for name, s in pairs(by_name) do M.scenarios[name] = s.description end
+
+-- Names in a stable order (phase, then name), for docs and listings.
+function M.names()
+  local names = {}
+  for name in pairs(by_name) do names[#names + 1] = name end
+  table.sort(names, function(a, b)
+    local pa, pb = by_name[a].phase, by_name[b].phase
+    if pa ~= pb then return pa < pb end
+    return a < b
+  end)
+  return names
+end
+
+function M.info(name) return by_name[name] end
+
+local function param_digits(kind, variant)
+  if variant == nil then variant = PARAM_DEFAULT[kind] end
+  local n = tonumber(variant)
+  if not n then return nil, "variant must be a number" end
+  if kind == "tenths" then n = n * 10 end
+  n = math.floor(n + 0.5)
+  if n < 0 or n > 9999 then return nil, "variant out of range" end
+  return string.format("%04d", n)
+end
+
+-- A check-digit-valid VIN for a scenario; variant as described above.
+function M.vin(name, variant)
+  local s = by_name[name]
+  if not s then return nil, "unknown scenario: " .. tostring(name) end
+  local digits, err = param_digits(s.param, variant)
+  if not digits then return nil, err end
+  return vinlib.with_check_digit(M.PREFIX .. "0" .. YEAR .. s.phase .. s.code .. digits)
+end
+
+-- Scenario selected by a VIN, or nil. Returns a table:
+-- {name=, phase="order"|"report"|nil, fault=, times=, delay=, polls=}
+function M.decode(vin)
+  if type(vin) ~= "string" or #vin ~= 17 or vin:sub(1, 8) ~= M.PREFIX then return nil end
+  local name = by_key[vin:sub(11, 13)]
+  local digits = vin:sub(14, 17)
+  if not name or not digits:match("^%d%d%d%d$") then return nil end
+  local s = by_name[name]
+  local n = tonumber(digits)
+  local out = { name = name, fault = s.fault }
+  if s.phase == "1" then out.phase = "order" elseif s.phase == "2" then out.phase = "report" end
+  if s.param == "times" then out.times = n
+  elseif s.param == "tenths" then out.delay = n / 10
+  elseif s.param == "polls" then out.polls = n end
+  return out
+end
+
+return M

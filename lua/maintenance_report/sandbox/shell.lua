@@ -1,0 +1,56 @@
+-- Running shell commands from plain Lua 5.1/LuaJIT/5.4 without luaposix:
+-- quoting, and capturing output plus exit status in a way that does not
+-- depend on which Lua's io.popen/os.execute conventions are in effect.
+local M = {}
+
+-- Single-quotes a string for /bin/sh.
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs a command (stderr merged into stdout). Returns output, exit status.
+function M.run(cmd)
+  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"__rc=$?\"", "r"))
+  local out = p:read("*a")
+  p:close()
+  local body, rc = out:match("^(.-)\n?__rc=(%d+)%s*$")
+  if not body then return out, 255 end
+  return body, tonumber(rc)
+end
+
+-- Runs a command and returns its trimmed output, or nil, message on failure.
+function M.capture(cmd)
+  local out, rc = M.run(cmd)
+  if rc ~= 0 then return nil, out end
+  return (out:gsub("%s+$", ""))
+end
+
+-- sh function: is a pid alive? A zombie counts as dead: a daemonised nginx
+-- master is re-parented to PID 1, which may never reap it.
+M.ALIVE_FN = [[
+alive() {
+  if [ -r "/proc/$1/stat" ]; then
+    read -r _s < "/proc/$1/stat" 2>/dev/null || return 1
+    case "$_s" in *") Z "*) return 1 ;; esac
+    return 0
+  fi
+  kill -0 "$1" 2>/dev/null
+}
+]]
+
+-- Random integer in [lo, hi] from /dev/urandom: math.random is seeded the
+-- same way in every LuaJIT process, so parallel runs would collide.
+function M.random_int(lo, hi)
+  local f = io.open("/dev/urandom", "rb")
+  local n = 0
+  if f then
+    local bytes = f:read(4)
+    f:close()
+    for i = 1, #bytes do n = n * 256 + bytes:byte(i) end
+  else
+    n = math.floor(os.clock() * 1e6) + os.time()
+  end
+  return lo + n % (hi - lo + 1)
+end
+
+return M
