@@ -41,6 +41,9 @@ build = {
     ["maintenance_report"] = "lua/maintenance_report/init.lua",
     ["maintenance_report.nginx"] = "lua/maintenance_report/nginx.lua",
     ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",
+    ["maintenance_report.render.html"] = "lua/maintenance_report/render/html.lua",
+    ["maintenance_report.render.json"] = "lua/maintenance_report/render/json.lua",
+    ["maintenance_report.render.text"] = "lua/maintenance_report/render/text.lua",
     ["maintenance_report.sandbox.cli"] = "lua/maintenance_report/sandbox/cli.lua",
     ["maintenance_report.sandbox.faults"] = "lua/maintenance_report/sandbox/faults.lua",
     ["maintenance_report.sandbox.gateway"] = "lua/maintenance_report/sandbox/gateway.lua",
@@ -58,6 +61,7 @@ build = {
     ["maintenance_report.sandbox.wmi"] = "lua/maintenance_report/sandbox/wmi.lua",
     ["maintenance_report.scheduler"] = "lua/maintenance_report/scheduler.lua",
     ["maintenance_report.transport.curl"] = "lua/maintenance_report/transport/curl.lua",
+    ["maintenance_report.transport.ngx"] = "lua/maintenance_report/transport/ngx.lua",
     ["maintenance_report.validate"] = "lua/maintenance_report/validate.lua",
   },
   install = {
