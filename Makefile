@@ -21,7 +21,7 @@ COREJIT = build/luajit/maintenance_report/core.so
 # Debian packages the build, the tests, the sandbox and the benchmarks need.
 DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-argparse lua-check \
-  lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk
+  lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk valgrind
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 
@@ -60,3 +60,9 @@ help:
 	@echo "make          build the C core for Lua 5.4 and LuaJIT"
 	@echo "make deps     install missing Debian packages"
 	@echo "make test     deps, build, luacheck, busted under lua5.4 and luajit"
+	@echo "make demo     build, start the sandbox, run a query and a small batch end to end"
+	@echo "make asan     the Lua 5.4 suite with the core built with ASan + UBSan"
+	@echo "make valgrind the core specs under valgrind memcheck"
+	@echo "make fuzz     libFuzzer targets, FUZZ_SECONDS each (default 60)"
+	@echo "make bench    benchmarks against curl and cjson (see BENCHMARKS.md)"
+	@echo "make check-all  test, asan, valgrind and fuzz"

@@ -147,7 +147,9 @@ int mr_session_perform(lua_State *L)
                           (double)(now.tv_nsec - start.tv_nsec) / 1e9);
         if (left * 1000.0 < 1)
             break; /* never wait past the caller's budget */
-        mc = curl_multi_poll(s->multi, NULL, 0, (int)(left * 1000.0), &numfds);
+        /* math.huge is a valid timeout; (int) of it would be undefined. */
+        mc = curl_multi_poll(s->multi, NULL, 0,
+                             left * 1000.0 < 2147483647.0 ? (int)(left * 1000.0) : 2147483647, &numfds);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
     }

@@ -35,6 +35,8 @@ static int l_sleep(lua_State *L)
     struct timespec req, rem;
     if (!(s > 0))
         return 0;
+    if (s > 1e9)
+        s = 1e9; /* (time_t)math.huge would be undefined; 1e9 s is 31 years */
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
     while (nanosleep(&req, &rem) != 0 && errno == EINTR)

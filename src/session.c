@@ -107,7 +107,7 @@ static int l_session_new(lua_State *L)
     s->next_id = 1;
     s->cfg.timeout = number_option(L, opts, "timeout", 10);
     s->cfg.connect_timeout = number_option(L, opts, "connect_timeout", 5);
-    s->cfg.max_body = (size_t)number_option(L, opts, "max_body", MR_DEFAULT_MAX_BODY);
+    s->cfg.max_body = mr_size_cap(number_option(L, opts, "max_body", MR_DEFAULT_MAX_BODY));
     lua_getfield(L, opts, "insecure");
     s->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);

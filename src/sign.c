@@ -59,7 +59,8 @@ int mr_http_date(time_t t, char out[MR_HTTP_DATE_LEN + 1])
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     struct tm tm;
     int n;
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
+    /* tm_year + 1900 would overflow an int for tm_year near INT_MAX. */
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
         return -1;
     /* Names come from our tables, never strftime, so the locale cannot change them. */
     n = snprintf(out, MR_HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT",
@@ -122,11 +123,24 @@ const char *mr_signing_string(mr_buf *out, size_t n, const char *const *names,
     return NULL;
 }
 
+/* 1 when s can sit between double quotes: no quote, backslash or control byte. */
+static int quotable(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
 const char *mr_authorization(mr_buf *out, const char *id, size_t id_len,
                              const char *algorithm, const char *headers_field,
                              const char *signature)
 {
     size_t i;
+    if (!quotable(algorithm) || !quotable(headers_field) || !quotable(signature))
+        return "algorithm, headers or signature contains a quote, a backslash or a control character";
     if (id_len == 0)
         return "secret_id is empty";
     for (i = 0; i < id_len; i++) {
@@ -146,6 +160,13 @@ const char *mr_authorization(mr_buf *out, const char *id, size_t id_len,
 /* ---- Lua bindings ---------------------------------------------------- */
 
 #define MR_MAX_SIGNED 16
+
+/* Converting a NaN or huge double to time_t is undefined: such a date becomes
+   one that mr_http_date rejects (before year 0). */
+static time_t to_time(lua_Number v)
+{
+    return (v > -1e15 && v < 1e15) ? (time_t)v : (time_t)-1e15;
+}
 
 static const char *opt_string(lua_State *L, int t, const char *key, const char *def, size_t *len)
 {
@@ -232,7 +253,7 @@ static int l_sign(lua_State *L)
     if (lua_isnil(L, -1)) {
         when = time(NULL);
     } else if (lua_type(L, -1) == LUA_TNUMBER) {
-        when = (time_t)lua_tonumber(L, -1);
+        when = to_time(lua_tonumber(L, -1));
     } else {
         return luaL_error(L, "sign: option 'date' must be a number (epoch seconds)");
     }
@@ -367,7 +388,7 @@ static int l_base64(lua_State *L)
 static int l_http_date(lua_State *L)
 {
     char date[MR_HTTP_DATE_LEN + 1];
-    time_t when = lua_isnoneornil(L, 1) ? time(NULL) : (time_t)luaL_checknumber(L, 1);
+    time_t when = lua_isnoneornil(L, 1) ? time(NULL) : to_time(luaL_checknumber(L, 1));
     if (mr_http_date(when, date) != 0)
         return luaL_argerror(L, 1, "date out of range");
     lua_pushstring(L, date);

@@ -176,7 +176,7 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     t->headers = NULL;
     mr_buf_reset(&t->body);
     mr_buf_reset(&t->head);
-    t->body.limit = max_body >= 1 ? (size_t)max_body : MR_DEFAULT_MAX_BODY;
+    t->body.limit = max_body >= 1 ? mr_size_cap(max_body) : MR_DEFAULT_MAX_BODY;
     t->too_large = 0;
     t->errbuf[0] = '\0';
 
@@ -244,7 +244,9 @@ int mr_parse_headers(const char *data, size_t len, mr_header_cb cb, void *ud)
                 sp[2] >= '0' && sp[2] <= '9' && sp[3] >= '0' && sp[3] <= '9')
                 status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
             first = 0;
-        } else if (line_end > p && *p != ' ' && *p != '\t') {
+        } else if (line_end > p && *p != ' ' && *p != '\t' &&
+                   memchr(p, '\r', (size_t)(line_end - p)) == NULL) {
+            /* A line with a bare CR is invalid (RFC 9112 2.2): skipped, not passed on. */
             const char *colon = memchr(p, ':', (size_t)(line_end - p));
             if (colon != NULL && colon > p) {
                 const char *v = colon + 1, *ve = line_end;

@@ -9,6 +9,13 @@
 
 #define MR_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
 
+/* A byte count from a non-negative number, capped: converting math.huge or
+   1e300 to size_t is undefined behaviour. */
+static inline size_t mr_size_cap(double v)
+{
+    return v < (double)((size_t)-1 / 2) ? (size_t)v : (size_t)-1 / 2;
+}
+
 /* Session-wide settings applied to every transfer. */
 typedef struct {
     char *cafile;
