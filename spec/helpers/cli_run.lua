@@ -1,0 +1,132 @@
+-- Runs bin/maintenance-report as a lua5.4 subprocess, the way users do, and
+-- captures stdout, stderr and the exit code. The MAINTENANCE_REPORT_*
+-- variables of the caller's environment never leak in: each run gets exactly
+-- the ones it asks for.
+local cli = {}
+
+local function capture(command)
+  local p = assert(io.popen(command))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+cli.ROOT = capture("pwd"):gsub("%s+$", "")
+cli.BIN = cli.ROOT .. "/bin/maintenance-report"
+
+function cli.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = cli.quote
+
+local ENV_NAMES = {
+  "MAINTENANCE_REPORT_SECRET_ID", "MAINTENANCE_REPORT_SECRET_KEY", "MAINTENANCE_REPORT_ENDPOINT",
+  "MAINTENANCE_REPORT_SOURCE", "MAINTENANCE_REPORT_CAFILE", "MAINTENANCE_REPORT_DEBUG", "NO_COLOR",
+}
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+cli.read = read
+
+function cli.write(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+end
+
+--- A fresh temporary directory (removed by cli.cleanup()).
+local dirs = {}
+function cli.tmpdir()
+  local dir = capture("mktemp -d \"${TMPDIR:-/tmp}/mr-cli-spec.XXXXXX\""):gsub("%s+$", "")
+  dirs[#dirs + 1] = dir
+  return dir
+end
+
+function cli.cleanup()
+  for _, dir in ipairs(dirs) do os.execute("rm -rf " .. q(dir)) end
+  dirs = {}
+end
+
+local function env_prefix(env)
+  local words = { "env" }
+  for _, name in ipairs(ENV_NAMES) do words[#words + 1] = "-u " .. name end
+  local names = {}
+  for k in pairs(env or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do words[#words + 1] = k .. "=" .. q(env[k]) end
+  return table.concat(words, " ")
+end
+cli.env_prefix = env_prefix
+
+--- The shell command that runs the CLI with args (a list of words) and env (a table).
+function cli.command(args, env)
+  local words = { env_prefix(env), "lua5.4", q(cli.BIN) }
+  for _, a in ipairs(args) do words[#words + 1] = q(a) end
+  return table.concat(words, " ")
+end
+
+--- Runs the CLI; returns {out=, err=, code=}. opts.stdin: a file to read stdin from.
+function cli.run(args, env, opts)
+  opts = opts or {}
+  local dir = cli.tmpdir()
+  local cmd = cli.command(args, env) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+    .. " <" .. q(opts.stdin or "/dev/null") .. "; echo $?"
+  local code = tonumber((capture(cmd):match("(%d+)%s*$")))
+  return { out = read(dir .. "/out") or "", err = read(dir .. "/err") or "", code = code }
+end
+
+--- The environment for a sandbox: endpoint and credentials.
+function cli.sandbox_env(sb, extra)
+  local env = {
+    MAINTENANCE_REPORT_ENDPOINT = sb.base_url,
+    MAINTENANCE_REPORT_SECRET_ID = sb.secret_id,
+    MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
+  }
+  for k, v in pairs(extra or {}) do env[k] = v or nil end
+  return env
+end
+
+function cli.json(text)
+  return require("cjson").decode(text)
+end
+
+--- Decoded JSON lines of a file or string (blank lines skipped).
+function cli.json_lines(text)
+  local out = {}
+  for line in (text or ""):gmatch("[^\n]+") do out[#out + 1] = cli.json(line) end
+  return out
+end
+
+--- Whether a program is on PATH (os.execute differs between Lua 5.1 and 5.2+).
+function cli.has_command(name)
+  local a, _, c = os.execute("command -v " .. q(name) .. " >/dev/null 2>&1")
+  if type(a) == "number" then return a == 0 end
+  return a == true and (c == nil or c == 0)
+end
+
+--- Whether a process is alive (a zombie nobody reaped yet counts as dead).
+function cli.alive(pid)
+  local f = io.open("/proc/" .. tonumber(pid) .. "/stat", "rb")
+  if not f then return false end
+  local stat = f:read("*a") or ""
+  f:close()
+  return not stat:find("^%d+ %(.*%) Z")
+end
+
+--- Polls cond() until it is true or `seconds` pass (a bounded wait on an
+--- observable condition, not a sleep used as synchronisation).
+function cli.wait_until(cond, seconds)
+  local deadline = os.time() + seconds
+  while not cond() do
+    if os.time() > deadline then return false end
+    os.execute("sleep 0.02")
+  end
+  return true
+end
+
+return cli
