@@ -1,0 +1,93 @@
+-- A 60 fps loop that buys maintenance reports without dropping frames: each frame
+-- does its own work, then calls client:step(0), which advances every started query
+-- and returns at once (HTTP runs in curl's multi handle, poll waits are timers).
+--
+--   lua5.4 examples/game_loop.lua            starts its own sandbox (nothing is bought)
+--   MAINTENANCE_REPORT_ENDPOINT=… MAINTENANCE_REPORT_SECRET_ID=… MAINTENANCE_REPORT_SECRET_KEY=… \
+--     lua5.4 examples/game_loop.lua VIN…     real API: buys one report per VIN given
+--
+-- Needs LUA_PATH/LUA_CPATH on the checkout (see docs/event-loop.md).
+local core = require "maintenance_report.core"
+local mr = require "maintenance_report"
+
+local M = {}
+
+M.FRAME = 1 / 60        -- the frame budget: 16.7 ms
+M.SLOW_FRAME = 0.020    -- a frame longer than this counts as dropped
+
+-- Stands in for the game's own per-frame work (physics, drawing…): busy for `seconds`.
+local function simulate_work(seconds)
+  local until_t = core.monotime() + seconds
+  local x = 0
+  while core.monotime() < until_t do x = x + 1 end
+  return x
+end
+
+--- Runs the loop until every query is done (or max_frames). opts: client, vins,
+--- work (seconds of simulated work per frame, default 5 ms), max_frames, on_report(vin, report, err).
+--- Returns {frames=, slow_frames=, max_frame=, step_times={…}, max_step=, results={vin={report, err}}}.
+function M.run(opts)
+  local client = opts.client
+  local stats = { frames = 0, slow_frames = 0, max_frame = 0, step_times = {}, max_step = 0, results = {} }
+  local running = 0
+  for _, vin in ipairs(opts.vins) do
+    running = running + 1
+    client:start_query{ vin = vin, on_done = function(handle)
+      running = running - 1
+      local report, err = handle:result()
+      stats.results[vin] = { report = report, err = err }
+      if opts.on_report then opts.on_report(vin, report, err) end
+    end }
+  end
+  local max_frames = opts.max_frames or 60 * 60
+  while running > 0 and stats.frames < max_frames do
+    local frame_start = core.monotime()
+    simulate_work(opts.work or 0.005)
+    -- The client's share of the frame: what the game gives up for the queries.
+    local step_start = core.monotime()
+    client:step(0)
+    local step_time = core.monotime() - step_start
+    stats.step_times[#stats.step_times + 1] = step_time
+    if step_time > stats.max_step then stats.max_step = step_time end
+    local spent = core.monotime() - frame_start
+    if spent < M.FRAME then core.sleep(M.FRAME - spent) end -- vsync stand-in
+    local frame_time = core.monotime() - frame_start
+    stats.frames = stats.frames + 1
+    if frame_time > stats.max_frame then stats.max_frame = frame_time end
+    if frame_time > M.SLOW_FRAME then stats.slow_frames = stats.slow_frames + 1 end
+  end
+  return stats
+end
+
+local function main(args)
+  local sb, endpoint, id, key, vins
+  endpoint = os.getenv("MAINTENANCE_REPORT_ENDPOINT")
+  if endpoint and endpoint ~= "" then
+    id, key = os.getenv("MAINTENANCE_REPORT_SECRET_ID"), os.getenv("MAINTENANCE_REPORT_SECRET_KEY")
+    vins = args -- every report costs money: only the VINs the user names
+    if #vins == 0 then
+      io.stderr:write("with MAINTENANCE_REPORT_ENDPOINT set, name the VINs to buy on the command line\n")
+      os.exit(2)
+    end
+  else
+    local sandbox = require "maintenance_report.sandbox"
+    sb = assert(sandbox.start{ latency_ms = 1000 })
+    endpoint, id, key = sb.base_url, sb.secret_id, sb.secret_key
+    vins = {}
+    for i = 1, 5 do vins[i] = sandbox.scenario_vin("normal", i) end
+    print("sandbox on " .. endpoint .. " (1 s per report)")
+  end
+  local client = assert(mr.new{ endpoint = endpoint, secret_id = id, secret_key = key })
+  local ok, stats = pcall(M.run, { client = client, vins = vins, on_report = function(vin, report, err)
+    print(("%s: %s"):format(vin, report and (report.status .. " " .. report.order_id) or tostring(err)))
+  end })
+  client:close()
+  if sb then sb:stop() end
+  if not ok then error(stats, 0) end
+  print(("%d frames, %d longer than %d ms (longest %.1f ms); longest client:step %.2f ms"):format(
+    stats.frames, stats.slow_frames, M.SLOW_FRAME * 1000, stats.max_frame * 1000, stats.max_step * 1000))
+end
+
+-- require "game_loop" gives the module; running the file runs the demo.
+if ... ~= "game_loop" then main({ ... }) end
+return M

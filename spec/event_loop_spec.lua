@@ -1,0 +1,206 @@
+-- The non-blocking API (start_query / step / handles) and the coroutine form
+-- (mr.new{yield=}) against the sandbox, over the real curl multi transport.
+local core = require "maintenance_report.core"
+local mr = require "maintenance_report"
+local sandbox = require "maintenance_report.sandbox"
+
+local LATENCY = 0.5 -- seconds the sandbox takes to make a report
+
+-- Poll waits are first_poll_delay × (0.8 + 0.4 × random()); random = 1 puts the first
+-- poll at 1.2 × LATENCY, after the report is ready, so one query is one order + one poll.
+local function new_client(sb, extra)
+  local opts = { endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key,
+    first_poll_delay = LATENCY, random = function() return 1 end }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(mr.new(opts))
+end
+
+-- The parts of a report that do not depend on the order.
+local function comparable(report)
+  local copy = {}
+  for k, v in pairs(report) do copy[k] = v end
+  copy.order_id, copy.request_id, copy.raw = nil, nil, nil
+  return copy
+end
+
+describe("event loop API", function()
+  local sb
+  lazy_setup(function() sb = assert(sandbox.start{ latency_ms = LATENCY * 1000 }) end)
+  lazy_teardown(function() if sb then sb:stop() end end)
+
+  it("completes handles, calls on_done once each, and matches the blocking query", function()
+    local client = new_client(sb)
+    local vin = sandbox.scenario_vin("normal", 101)
+    local blocking = assert(client:query{ vin = vin })
+    local calls = {}
+    local handle = client:start_query{ vin = vin, on_done = function(h) calls[#calls + 1] = h end }
+    local other = client:start_report(blocking.order_id, { on_done = function(h) calls[#calls + 1] = h end })
+    assert.is_false(handle:done())
+    assert.has_error(function() handle:result() end)
+    local give_up = core.monotime() + 10
+    while client:step(0.05) > 0 and core.monotime() < give_up do end
+    assert.is_true(handle:done())
+    assert.is_true(other:done())
+    assert.are.equal(2, #calls)
+    client:step(0) -- finished handles are not reported again
+    assert.are.equal(2, #calls)
+    local report = assert(handle:result())
+    assert.are.same(comparable(blocking), comparable(report))
+    assert.are_not.equal(blocking.order_id, report.order_id)
+    assert.are.same(comparable(blocking), comparable(assert(other:result())))
+    assert.are.equal(blocking.order_id, (other:result()).order_id)
+  end)
+
+  it("step(0) returns at once and step(t) waits at most about t", function()
+    local client = new_client(sb)
+    client:start_query{ vin = sandbox.scenario_vin("normal", 102) }
+    local started = core.monotime()
+    assert.are.equal(1, client:step(0))
+    local took = core.monotime() - started
+    assert.is_true(took < 0.02, "step(0) took " .. took .. " s")
+    -- The report takes LATENCY, so a 0.1 s step cannot finish it: it must come back in time.
+    started = core.monotime()
+    assert.are.equal(1, client:step(0.1))
+    took = core.monotime() - started
+    assert.is_true(took >= 0.09 and took < 0.15, "step(0.1) took " .. took .. " s")
+    local give_up = core.monotime() + 10
+    while client:step(1) > 0 and core.monotime() < give_up do end
+    -- Nothing left: step(t) does not wait.
+    started = core.monotime()
+    assert.are.equal(0, client:step(5))
+    took = core.monotime() - started
+    assert.is_true(took < 0.05, "an idle step(5) took " .. took .. " s")
+  end)
+
+  it("runs 20 queries in parallel in about one report latency", function()
+    local client = new_client(sb)
+    local before = assert(sb:stats()).orders
+    local handles = {}
+    local started = core.monotime()
+    for i = 1, 20 do handles[i] = client:start_query{ vin = sandbox.scenario_vin("normal", 200 + i) } end
+    local give_up = started + 20
+    while client:step(1) > 0 and core.monotime() < give_up do end
+    local took = core.monotime() - started
+    for i = 1, 20 do
+      assert.is_true(handles[i]:done())
+      assert.are.equal("ready", (assert(handles[i]:result())).status)
+    end
+    -- One after the other this would take 20 × 1.2 × LATENCY = 12 s.
+    assert.is_true(took < 3 * LATENCY, ("20 parallel queries took %.2f s"):format(took))
+    assert.are.equal(before + 20, assert(sb:stats()).orders)
+  end)
+
+  it("hands errors back through the handle", function()
+    local client = new_client(sb)
+    local handle = client:start_query{ vin = sandbox.scenario_vin("order_http_502", 0) }
+    local give_up = core.monotime() + 10
+    while client:step(0.1) > 0 and core.monotime() < give_up do end
+    local report, err = handle:result()
+    assert.is_nil(report)
+    assert.are.equal("http", err.kind)
+    assert.are.equal("unknown", err.order_outcome)
+  end)
+end)
+
+-- A user's own scheduler: round-robin over coroutines, as a game loop or a small
+-- event loop would have. With the yield option, query gives control back instead of blocking.
+describe("coroutine form (mr.new{yield=})", function()
+  local sb
+  lazy_setup(function() sb = assert(sandbox.start{ latency_ms = LATENCY * 1000 }) end)
+  lazy_teardown(function() if sb then sb:stop() end end)
+
+  local function round_robin(tasks, give_up)
+    local live = #tasks
+    local rounds = 0
+    while live > 0 and core.monotime() < give_up do
+      rounds = rounds + 1
+      for _, co in ipairs(tasks) do
+        if coroutine.status(co) == "suspended" then
+          assert(coroutine.resume(co))
+          if coroutine.status(co) == "dead" then live = live - 1 end
+        end
+      end
+      core.sleep(0.001) -- a real loop would wait for its own events here
+    end
+    return rounds
+  end
+
+  it("yields to the user's scheduler while queries run, with coroutine.yield", function()
+    local client = new_client(sb, { yield = coroutine.yield })
+    local results, ticks = {}, 0
+    local tasks = {}
+    for i = 1, 3 do
+      tasks[i] = coroutine.create(function()
+        results[i] = { client:query{ vin = sandbox.scenario_vin("normal", 300 + i) } }
+      end)
+    end
+    -- Another task of the same loop: it must keep running while the queries wait.
+    tasks[4] = coroutine.create(function()
+      while not (results[1] and results[2] and results[3]) do
+        ticks = ticks + 1
+        coroutine.yield()
+      end
+    end)
+    local started = core.monotime()
+    local rounds = round_robin(tasks, started + 10)
+    local took = core.monotime() - started
+    for i = 1, 3 do
+      assert.are.equal("ready", assert(results[i][1]).status)
+    end
+    assert.is_true(ticks > 50, "the other task ran only " .. ticks .. " times")
+    assert.is_true(rounds > 50)
+    -- The three queries overlapped instead of running one after the other.
+    assert.is_true(took < 2.5 * LATENCY, ("3 cooperative queries took %.2f s"):format(took))
+  end)
+
+  it("accepts a custom yield function and still blocks outside coroutines", function()
+    local yields = 0
+    local client = new_client(sb, { yield = function()
+      yields = yields + 1
+      coroutine.yield("mr-wait")
+    end })
+    local result
+    local co = coroutine.create(function()
+      result = { client:query{ vin = sandbox.scenario_vin("normal", 311) } }
+    end)
+    round_robin({ co }, core.monotime() + 10)
+    assert.are.equal("ready", assert(result[1]).status)
+    assert.is_true(yields > 10, "yielded only " .. yields .. " times")
+    -- Outside any coroutine there is nobody to yield to: the same client blocks.
+    local before = yields
+    assert.are.equal("ready", assert(client:query{ vin = sandbox.scenario_vin("normal", 312) }).status)
+    assert.are.equal(before, yields)
+  end)
+end)
+
+describe("examples/game_loop", function()
+  local sb, saved_path
+  lazy_setup(function()
+    saved_path = package.path
+    package.path = "./examples/?.lua;" .. package.path
+    sb = assert(sandbox.start{ latency_ms = 1000 })
+  end)
+  lazy_teardown(function()
+    package.path = saved_path
+    if sb then sb:stop() end
+  end)
+
+  it("queries 5 VINs at 60 fps with every client:step under 20 ms", function()
+    local game_loop = require "game_loop"
+    local client = assert(mr.new{ endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key })
+    local vins = {}
+    for i = 1, 5 do vins[i] = sandbox.scenario_vin("normal", 400 + i) end
+    local stats = game_loop.run{ client = client, vins = vins, max_frames = 60 * 20 }
+    for _, vin in ipairs(vins) do
+      assert.are.equal("ready", assert(stats.results[vin].report, tostring(stats.results[vin].err)).status)
+    end
+    -- The queries took at least the sandbox's 1 s: the loop kept running meanwhile.
+    assert.is_true(stats.frames >= 50, "only " .. stats.frames .. " frames")
+    assert.are.equal(stats.frames, #stats.step_times)
+    for i, t in ipairs(stats.step_times) do
+      assert.is_true(t < 0.020, ("frame %d: client:step took %.1f ms"):format(i, t * 1000))
+    end
+    io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms, %d frames over 20 ms\n"):format(
+      stats.frames, stats.max_step * 1000, stats.slow_frames))
+  end)
+end)
