@@ -132,10 +132,11 @@ local function port_listening(port)
 end
 
 -- Starts nginx once on `port`. Returns pid, or nil, output.
-local function launch(nginx, prefix, opts, port)
+local function launch(nginx, prefix, opts, port, tls_port)
   write_file(prefix .. "/nginx.conf", nginx_conf.render {
     prefix = prefix, port = port, workers = opts.workers, lua_root = opts.lua_root,
     modules_dir = opts.modules_dir, run_as_root = opts.run_as_root,
+    tls_port = tls_port, tls_cert = opts.tls_cert, tls_key = opts.tls_key,
   })
   local pidfile = q(prefix .. "/nginx.pid")
   -- nginx binds its listeners before it daemonises, so exit status 0 means
@@ -247,7 +248,9 @@ end
 
 -- opts: port (nil or 0: random free port), secret_id, secret_key,
 -- pending_polls, latency_ms, workers, watchdog (default true),
--- nginx (binary), modules_dir (false: lua module compiled in).
+-- nginx (binary), modules_dir (false: lua module compiled in),
+-- tls = {cert=, key=, port=} (PEM paths; adds a TLS listener on 127.0.0.1,
+-- port nil/0: random free port; gives sb.tls_port and sb.tls_base_url).
 -- Returns a sandbox object, or nil, message.
 function M.start(opts)
   opts = opts or {}
@@ -264,6 +267,13 @@ function M.start(opts)
   local workers = int_option(opts.workers, d.workers, "workers")
   if workers < 1 then workers = 1 end
   local fixed_port = int_option(opts.port, 0, "port")
+  local tls = opts.tls
+  local fixed_tls_port = 0
+  if tls ~= nil then
+    assert(type(tls) == "table" and type(tls.cert) == "string" and type(tls.key) == "string",
+      "tls must be a table with cert and key paths")
+    fixed_tls_port = int_option(tls.port, 0, "tls.port")
+  end
 
   local prefix, err = shell.capture('mktemp -d "${TMPDIR:-/tmp}/maintenance-report-sandbox.XXXXXX"')
   if not prefix then return nil, "mktemp failed: " .. tostring(err) end
@@ -272,6 +282,7 @@ function M.start(opts)
     lua_root = lua_root(),
     modules_dir = find_modules(opts),
     run_as_root = shell.capture("id -u") == "0",
+    tls_cert = tls and tls.cert, tls_key = tls and tls.key,
   }
   local ok, setup_err = pcall(function()
     assert(shell.capture("mkdir " .. q(prefix .. "/tmp")))
@@ -283,17 +294,25 @@ function M.start(opts)
   end
 
   local nginx = find_nginx(opts)
-  local pid, port, out
-  for _ = 1, (fixed_port > 0 and 1 or 25) do
+  local pid, port, tls_port, out
+  local all_fixed = fixed_port > 0 and (not tls or fixed_tls_port > 0)
+  for _ = 1, (all_fixed and 1 or 25) do
     port = fixed_port
     if port == 0 then
       repeat port = shell.random_int(PORT_MIN, PORT_MAX) until not port_listening(port)
     end
-    local launched, perr = pcall(function() pid, out = launch(nginx, prefix, conf, port) end)
+    if tls then
+      tls_port = fixed_tls_port
+      if tls_port == 0 then
+        repeat tls_port = shell.random_int(PORT_MIN, PORT_MAX) until tls_port ~= port and not port_listening(tls_port)
+      end
+    end
+    local launched, perr = pcall(function() pid, out = launch(nginx, prefix, conf, port, tls_port) end)
     if not launched then out = tostring(perr) end
     -- nginx cannot report an ephemeral port: pick a random one and retry
     -- when it is taken.
-    if pid or fixed_port > 0 or not tostring(out):find("Address already in use", 1, true) then break end
+    if pid or all_fixed or not tostring(out):find("Address already in use", 1, true) then break end
+    if fixed_port > 0 and tostring(out):find(":" .. fixed_port .. " failed", 1, true) then break end
   end
   if not pid then
     remove_prefix(prefix)
@@ -312,6 +331,10 @@ function M.start(opts)
     workers = workers,
     stopped = false,
   }, Sandbox)
+  if tls_port then
+    sb.tls_port = tls_port
+    sb.tls_base_url = string.format("https://127.0.0.1:%d/release", tls_port)
+  end
   if opts.watchdog ~= false then
     local owner = tonumber((shell.capture("echo $PPID")))
     if owner then sb.watchdog_pid = start_watchdog(owner, pid, prefix) end

@@ -13,7 +13,8 @@ local function safe_path(p, what)
 end
 
 -- opts: prefix, port, workers, lua_root, modules_dir (nil: module built in),
--- run_as_root.
+-- run_as_root, and optionally tls_port with tls_cert and tls_key (PEM files):
+-- a second, TLS listener on 127.0.0.1 serving the same locations.
 function M.render(opts)
   local prefix = safe_path(opts.prefix, "prefix")
   local lua_root = safe_path(opts.lua_root, "lua")
@@ -57,6 +58,11 @@ function M.render(opts)
   add("  }")
   add("  server {")
   add(string.format("    listen 127.0.0.1:%d;", opts.port))
+  if opts.tls_port then
+    add(string.format("    listen 127.0.0.1:%d ssl;", opts.tls_port))
+    add("    ssl_certificate " .. safe_path(opts.tls_cert, "TLS certificate") .. ";")
+    add("    ssl_certificate_key " .. safe_path(opts.tls_key, "TLS key") .. ";")
+  end
   add("    location / {")
   add("      content_by_lua_block { require(\"maintenance_report.sandbox.handler\").api() }")
   add("    }")
