@@ -102,6 +102,29 @@ describe("client against the sandbox", function()
     end)
   end
 
+  it("sends an order once even when a warm keep-alive connection dies unanswered", function()
+    local c = client()
+    local vin = sandbox.scenario_vin("order_empty_reply")
+    -- A report read first leaves a pooled connection the order could reuse.
+    assert(c:query{ vin = NORMAL_VIN })
+    local _, err = c:create_order{ vin = vin }
+    assert.are.equal("network", err.kind)
+    assert.are.equal("unknown", err.order_outcome)
+    assert.are.equal(1, sb:stats().orders_by_vin[vin])
+  end)
+
+  it("sends an order once through the multi interface on a warm connection", function()
+    local c = client()
+    local vin = sandbox.scenario_vin("order_empty_reply")
+    assert(c:start_query{ vin = NORMAL_VIN })
+    while c:step(1) > 0 do end
+    local handle = c:start_query{ vin = vin }
+    while c:step(1) > 0 do end
+    local _, err = handle:result()
+    assert.are.equal("unknown", err.order_outcome)
+    assert.are.equal(1, sb:stats().orders_by_vin[vin])
+  end)
+
   local report_faults = {
     report_service_error = "api", report_http_500 = "http", report_http_502 = "http",
     report_http_504 = "http", report_rate_limit = "rate_limited", report_quota = "quota_exceeded",

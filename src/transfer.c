@@ -158,6 +158,7 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     size_t url_len = 0, body_len = 0, method_len = 0;
     const char *url, *method, *body, *err;
     double timeout, connect_timeout, max_body;
+    int fresh_connect;
 
     luaL_checktype(L, idx, LUA_TTABLE);
     url = opt_lstring(L, idx, "url", &url_len);
@@ -166,6 +167,9 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     timeout = opt_number(L, idx, "timeout", cfg->timeout);
     connect_timeout = opt_number(L, idx, "connect_timeout", cfg->connect_timeout);
     max_body = opt_number(L, idx, "max_body", (double)cfg->max_body);
+    lua_getfield(L, idx, "fresh_connect");
+    fresh_connect = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (url == NULL)
         luaL_error(L, "request option 'url' is required");
     if (strlen(url) != url_len || !mr_valid_header_value(url, url_len) || strchr(url, ' '))
@@ -196,6 +200,10 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout));
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->body.limit);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* On a reused connection that dies unanswered, libcurl silently sends the
+       request again: for a paid order that could buy twice. A fresh connection
+       is never retried that way. */
+    SETOPT(CURLOPT_FRESH_CONNECT, fresh_connect ? 1L : 0L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would carry our signature elsewhere */
     if (cfg->user_agent)

@@ -43,7 +43,7 @@ void mr_transfer_free(mr_transfer *t);
 
 /*
  * Reads the request table at index idx ({url=, method=, headers=, body=,
- * timeout=, connect_timeout=, max_body=}) and configures t. Raises for
+ * timeout=, connect_timeout=, max_body=, fresh_connect=}) and configures t. Raises for
  * wrong option types; returns NULL, or a static message for a value that
  * must not be sent (CR/LF in a header, for example).
  */

@@ -4,6 +4,7 @@ local errors = require "maintenance_report.errors"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
+local ngx_transport = require "maintenance_report.transport.ngx"
 local scheduler = require "maintenance_report.scheduler"
 
 local client = {}
@@ -142,10 +143,14 @@ function client.new(opts)
   local self = setmetatable(o, Client)
   self.report_status = o.report_status or client.REPORT_STATUS
   self.pending_results = o.pending_results or client.PENDING_RESULTS
-  self.sleep = o.sleep or core.sleep
+  -- Inside nginx-lua (any phase, so a client built in init_by_lua works later in
+  -- content), I/O goes through cosockets and ngx.sleep; libcurl would block the worker.
+  -- now stays core.monotime: monotonic, and ngx.now() is cached per event-loop turn.
+  local in_nginx = ngx_transport.available()
+  self.sleep = o.sleep or (in_nginx and ngx_transport.sleep) or core.sleep
   self.now = o.now or core.monotime
   self.random = o.random or math.random
-  self.transport = o.transport or curl_transport.new(o)
+  self.transport = o.transport or (in_nginx and ngx_transport.new(o)) or curl_transport.new(o)
   self.max_in_flight = o.max_in_flight or 8
   return self
 end
@@ -194,7 +199,9 @@ end
 function Client:_transport_error(terr)
   local kind = TRANSPORT_KINDS[terr.kind] or "network"
   return self:_fail(kind, tostring(terr.message or terr.kind), {
-    transport = terr.kind, sent = terr.sent ~= false, retryable = kind ~= "invalid_input" and kind ~= "tls",
+    transport = terr.kind, sent = terr.sent ~= false,
+    -- an oversized body comes back the same on a retry, like any other protocol error
+    retryable = kind ~= "invalid_input" and kind ~= "tls" and kind ~= "protocol",
   })
 end
 
@@ -203,23 +210,25 @@ function Client:_interpret(resp)
   local request_id = resp.headers and resp.headers["x-api-requestid"]
   local status = resp.status
   local decoded = type(resp.body) == "string" and core.json_decode(resp.body) or nil
+  -- Scrub before cutting: a snippet can end inside an echoed key, which redaction would then miss.
+  local body = errors.scrub(resp.body, self.secret_key)
   if status ~= 200 then
     local message = type(decoded) == "table" and type(decoded.message) == "string" and decoded.message or nil
     local kind = errors.gateway_kind(status, message)
-    return nil, self:_fail(kind, message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(resp.body)), {
+    return nil, self:_fail(kind, message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(body)), {
       http_status = status, code = message, request_id = request_id,
       retryable = kind == "rate_limited" or (kind == "http" and status >= 500),
     })
   end
   if decoded == nil then
-    return nil, self:_fail("protocol", "response is not JSON: " .. errors.snippet(resp.body), {
-      http_status = status, request_id = request_id, snippet = errors.snippet(resp.body),
+    return nil, self:_fail("protocol", "response is not JSON: " .. errors.snippet(body), {
+      http_status = status, request_id = request_id, snippet = errors.snippet(body),
     })
   end
   local code = type(decoded) == "table" and code_string(decoded.code)
   if not code then
-    return nil, self:_fail("protocol", "response has no business code: " .. errors.snippet(resp.body), {
-      http_status = status, request_id = request_id, snippet = errors.snippet(resp.body),
+    return nil, self:_fail("protocol", "response has no business code: " .. errors.snippet(body), {
+      http_status = status, request_id = request_id, snippet = errors.snippet(body),
     })
   end
   if code ~= "0" then
@@ -232,6 +241,8 @@ function Client:_interpret(resp)
 end
 
 -- One signed GET; returns the decoded envelope and request id, or nil, err.
+-- Orders always go out on a new connection: on a reused one that dies
+-- unanswered, libcurl would silently send the request again and buy twice.
 function Client:_exchange(op, path, params, attempt)
   local url = self.endpoint .. path .. "?" .. encode_query(params)
   local headers, sign_err = core.sign{
@@ -243,6 +254,7 @@ function Client:_exchange(op, path, params, attempt)
   local resp, terr = self:_request{
     method = "GET", url = url, headers = headers,
     timeout = self.timeout, connect_timeout = self.connect_timeout, max_body = self.max_body,
+    fresh_connect = op == "create_order",
   }
   local decoded, request_id, err
   if resp then
@@ -327,7 +339,7 @@ function Client:_parse_order(decoded, request_id)
         code = code_string(detail.resultCode), request_id = request_id, raw = decoded,
       })
     end
-    return nil, self:_fail("protocol", "order response has no data.detail.orderId", {
+    return nil, self:_fail("protocol", "order response has no data.detail.orderId; " .. UNKNOWN_OUTCOME, {
       request_id = request_id, raw = decoded, order_outcome = "unknown",
     })
   end
@@ -381,6 +393,12 @@ function Client:_classify(decoded, order_id, request_id)
   local result_code = normalize.number(detail.resultCode)
   local status = result_code and self.report_status[result_code]
   if not status and pending_result then status = "pending" end
+  if not status and code_string(detail.resultCode) == nil then
+    -- detail an array, resultCode missing or not a scalar: a malformed answer, not a business error
+    return nil, self:_fail("protocol", "report response has no usable data.detail.resultCode", {
+      order_id = order_id, request_id = request_id, raw = decoded,
+    })
+  end
   if not status then
     local raw_code = code_string(detail.resultCode) or code_string(data.result)
     return nil, self:_fail("api", tostring(detail.resultMsg or data.description or "unexpected report result"), {

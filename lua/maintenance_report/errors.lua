@@ -103,10 +103,19 @@ local function scrub(value, secret)
   return table.concat(out)
 end
 
--- Removes a secret from every string field, whatever produced the error.
-function errors.redact(err, secret)
+errors.scrub = scrub
+
+-- Removes a secret from every string field, whatever produced the error,
+-- including nested tables such as err.raw (the decoded answer).
+function errors.redact(err, secret, seen)
+  seen = seen or {}
+  seen[err] = true
   for k, v in pairs(err) do
-    if type(v) == "string" then err[k] = scrub(v, secret) end
+    if type(v) == "string" then
+      err[k] = scrub(v, secret)
+    elseif type(v) == "table" and not seen[v] then
+      errors.redact(v, secret, seen)
+    end
   end
   return err
 end

@@ -1,7 +1,10 @@
 -- The default transport: the C core's libcurl session (blocking, keep-alive).
 --
 -- Transport interface, for anyone plugging in their own:
---   transport:request{method=, url=, headers={Name=value}, timeout=, connect_timeout=}
+--   transport:request{method=, url=, headers={Name=value}, timeout=, connect_timeout=,
+--                     max_body=, fresh_connect=}
+--   fresh_connect=true (set for paid orders): use a new connection, never a pooled one,
+--   and never resend the request by itself.
 --     → {status=number, headers={lowercase-name=value}, body=string}
 --     or nil, {kind=, message=, sent=boolean}
 --   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id,
