@@ -3,7 +3,7 @@
 -- lists must stay lists. Keys are sorted, so equal reports give equal bytes.
 local M = {}
 
--- Keys of the normalized report whose values are lists (docs/normalized-report.md).
+-- Keys of the normalized report whose values are lists (README.md, "The normalized report").
 M.LIST_KEYS = {
   records = true, component_records = true, exterior_records = true,
   structural_records = true, items = true, materials = true,
