@@ -32,22 +32,10 @@ local function get(url, extra)
   return tonumber(status), body, tonumber(seconds)
 end
 
--- Starts nginx with `env` set for the workers, the way a user's shell would: the
--- runner has no env option, so point it at a wrapper for this one start.
+-- Starts nginx with `env` set for the workers, the way a user's shell would.
 local function start_with_env(opts, env)
-  local dir = shell.run("mktemp -d")
-  local wrapper = dir .. "/nginx"
-  local lines = { "#!/bin/sh" }
-  for k, v in pairs(env) do lines[#lines + 1] = "export " .. k .. "=" .. q(v) end
-  lines[#lines + 1] = "exec " .. q(nginx.BINARY) .. ' "$@"'
-  write_file(wrapper, table.concat(lines, "\n") .. "\n")
-  shell.run("chmod 700 " .. q(wrapper))
-  local real = nginx.BINARY
-  nginx.BINARY = wrapper
-  local server, err = nginx.start(opts)
-  nginx.BINARY = real
-  shell.run("rm -rf " .. q(dir))
-  return server, err
+  opts.env = env
+  return nginx.start(opts)
 end
 
 -- The example's http-level include, listening on the runner's port, and the
@@ -301,7 +289,7 @@ describe("examples/openresty/nginx.conf", function()
     local conf = read_file(EXAMPLE .. "/nginx.conf"):gsub("/path/to/maintenance%-report", function() return ROOT end)
     write_file(dir .. "/nginx.conf", conf)
     write_file(dir .. "/maintenance_report.conf", read_file(EXAMPLE .. "/maintenance_report.conf"))
-    local out = shell.run(q(nginx.BINARY) .. " -t -p " .. q(dir) .. " -c " .. q(dir .. "/nginx.conf")
+    local out = shell.run(q(nginx.find_binary()) .. " -t -p " .. q(dir) .. " -c " .. q(dir .. "/nginx.conf")
       .. " -e " .. q(dir .. "/error.log") .. " 2>&1")
     assert.truthy(out:find("test is successful", 1, true))
   end)

@@ -27,10 +27,10 @@ end
 -- (so a signal sent after the line is always handled), then waits on the
 -- nginx master; on a signal, or if nginx dies by itself, cleans up.
 local function foreground_script(sandbox, sb, ready_line)
-  local q = require("maintenance_report.sandbox.shell").quote
+  local q = require("maintenance_report.shell").quote
   local wd = sb.watchdog_pid and string.format("kill -TERM %d 2>/dev/null; ", sb.watchdog_pid) or ""
   return sandbox.STOP_FN .. string.format([[
-trap 'trap "" INT TERM HUP; kill $! 2>/dev/null; %sstop_sandbox %d %s; echo "sandbox stopped" >&2; exit 0' INT TERM HUP
+trap 'trap "" INT TERM HUP; kill $! 2>/dev/null; %sstop_nginx %d %s; echo "sandbox stopped" >&2; exit 0' INT TERM HUP
 printf '%%s\n' %s
 while alive %d; do sleep 1 & wait $!; done
 %sprintf 'sandbox: nginx exited unexpectedly; last log lines:\n' >&2
@@ -73,7 +73,7 @@ function M.run(args)
   -- foreground process group); a SIGTERM sent to this Lua process alone is
   -- covered by the watchdog, which stops nginx within a second.
   local r1, _, r3 = os.execute(script)
-  sb.stopped = true -- the script has cleaned up
+  sb.server.stopped = true -- the script has cleaned up
   if r1 == true or r1 == 0 or r3 == 0 then return 0 end
   return 1
 end

@@ -6,9 +6,10 @@
 --   local sb = assert(sandbox.start{ pending_polls = 2 })
 --   -- sb.base_url, sb.port, sb.secret_id, sb.secret_key
 --   sb:stats(); sb:reset(); sb:stop()
+local nginx = require "maintenance_report.nginx"
 local nginx_conf = require "maintenance_report.sandbox.nginx_conf"
 local scenarios = require "maintenance_report.sandbox.scenarios"
-local shell = require "maintenance_report.sandbox.shell"
+local shell = require "maintenance_report.shell"
 
 local q = shell.quote
 
@@ -31,9 +32,6 @@ function M.scenario_vin(name, variant)
   return assert(scenarios.vin(name, variant))
 end
 
-local PORT_MIN, PORT_MAX = 20000, 60999
-local PREFIX_PATTERN = "/maintenance%-report%-sandbox%.[%w]+$"
-
 -- Directory holding maintenance_report/ (nginx loads the handler from there).
 local function lua_root()
   local src = debug.getinfo(1, "S").source
@@ -50,117 +48,8 @@ local function lua_root()
   return root
 end
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function find_nginx(opts)
-  if opts.nginx then return opts.nginx end
-  local env = os.getenv("MAINTENANCE_REPORT_NGINX")
-  if env and env ~= "" then return env end
-  -- /usr/sbin is often not on a normal user's PATH.
-  for _, p in ipairs({ "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/openresty/nginx/sbin/nginx" }) do
-    if file_exists(p) then return p end
-  end
-  return "nginx"
-end
-
-local function find_modules(opts)
-  if opts.modules_dir ~= nil then return opts.modules_dir or nil end
-  for _, d in ipairs({ "/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules" }) do
-    if file_exists(d .. "/ngx_http_lua_module.so") then return d end
-  end
-  return nil -- assume lua-nginx-module is compiled in (OpenResty)
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- sh snippet: stop an nginx master (TERM = fast shutdown), wait for it to
--- go, then remove the prefix. After 10 s it kills the master and workers.
-local STOP_FN = shell.ALIVE_FN .. [[
-stop_sandbox() {
-  if [ -n "$1" ] && alive "$1"; then
-    kill -TERM "$1" 2>/dev/null
-    _i=0
-    while alive "$1" && [ "$_i" -lt 1000 ]; do sleep 0.01; _i=$((_i + 1)); done
-    if alive "$1"; then
-      kill -KILL $(ps -o pid= --ppid "$1" 2>/dev/null) "$1" 2>/dev/null
-    fi
-  fi
-  rm -rf "$2"
-}
-]]
-M.STOP_FN = STOP_FN
-
-local function remove_prefix(prefix)
-  if prefix and prefix:match(PREFIX_PATTERN) then shell.run("rm -rf " .. q(prefix)) end
-end
-
--- Whether something already listens on a TCP port (Linux /proc; false when
--- unknown). Saves nginx's bind retries, which take 2.5 s per taken port.
-local function port_listening(port)
-  local hex = string.format(":%04X ", port)
-  for _, table_file in ipairs({ "/proc/net/tcp", "/proc/net/tcp6" }) do
-    local f = io.open(table_file, "r")
-    if f then
-      for line in f:lines() do
-        -- fields: sl local_address rem_address st ...; st 0A = LISTEN
-        local laddr, st = line:match("^%s*%d+:%s+(%S+)%s+%S+%s+(%x%x)")
-        if laddr and st == "0A" and (laddr .. " "):find(hex, 1, true) then
-          f:close()
-          return true
-        end
-      end
-      f:close()
-    end
-  end
-  return false
-end
-
--- Starts nginx once on `port`. Returns pid, or nil, output.
-local function launch(nginx, prefix, opts, port, tls_port)
-  write_file(prefix .. "/nginx.conf", nginx_conf.render {
-    prefix = prefix, port = port, workers = opts.workers, lua_root = opts.lua_root,
-    modules_dir = opts.modules_dir, run_as_root = opts.run_as_root,
-    tls_port = tls_port, tls_cert = opts.tls_cert, tls_key = opts.tls_key,
-  })
-  local pidfile = q(prefix .. "/nginx.pid")
-  -- nginx binds its listeners before it daemonises, so exit status 0 means
-  -- the port accepts connections. The pid file is written just after the
-  -- fork, hence the short wait for it.
-  local out, rc = shell.run(string.format(
-    "%s -p %s -c %s -e %s && _i=0 && "
-      .. "while [ ! -s %s ] && [ $_i -lt 500 ]; do sleep 0.01; _i=$((_i + 1)); done && cat %s",
-    q(nginx), q(prefix .. "/"), q(prefix .. "/nginx.conf"), q(prefix .. "/error.log"), pidfile, pidfile))
-  local pid = rc == 0 and out:match("(%d+)%s*$")
-  if not pid then return nil, out end
-  return tonumber(pid)
-end
-
--- Keeps nginx from outliving the Lua process that started it (a crash or
--- kill -9 skips stop() and finalizers): checks once a second.
-local function start_watchdog(owner_pid, nginx_pid, prefix)
-  local script = STOP_FN .. string.format([[
-trap 'kill $! 2>/dev/null; exit 0' TERM
-while alive %d && alive %d; do sleep 1 & wait $!; done
-alive %d && stop_sandbox %d %s
-]], owner_pid, nginx_pid, nginx_pid, nginx_pid, q(prefix))
-  return tonumber((shell.capture("sh -c " .. q(script) .. " >/dev/null 2>&1 </dev/null & echo $!")))
-end
+-- The sh function stop_nginx PID PREFIX, for the foreground CLI script.
+M.STOP_FN = nginx.STOP_FN
 
 local Sandbox = {}
 Sandbox.__index = Sandbox
@@ -170,7 +59,7 @@ function Sandbox:url(path)
 end
 
 function Sandbox:error_log()
-  return read_file(self.prefix .. "/error.log") or ""
+  return self.server:error_log()
 end
 
 local function decode_json(s)
@@ -212,32 +101,11 @@ function Sandbox:reset()
 end
 
 -- Stops nginx, waits for the master to exit and removes the prefix.
--- Idempotent.
+-- Idempotent; also runs when the server object is collected.
 function Sandbox:stop()
-  if self.stopped then return true end
-  self.stopped = true
-  local cmd = STOP_FN
-  if self.watchdog_pid then
-    cmd = cmd .. string.format("kill -TERM %d 2>/dev/null\n", self.watchdog_pid)
-  end
-  cmd = cmd .. string.format("stop_sandbox %d %s", self.pid, q(self.prefix))
-  shell.run(cmd)
-  return true
+  return self.server:stop()
 end
 Sandbox.__close = Sandbox.stop
-
--- Finalizer that stops the sandbox when the object is collected or the Lua
--- state closes. Tables get no __gc in Lua 5.1/LuaJIT; newproxy userdata do.
-local function attach_finalizer(sb)
-  local stop = function() sb:stop() end
-  if newproxy then -- luacheck: ignore 113 (5.1/LuaJIT only)
-    local proxy = newproxy(true) -- luacheck: ignore 113
-    getmetatable(proxy).__gc = stop
-    sb._finalizer = proxy
-  else
-    sb._finalizer = setmetatable({}, { __gc = stop })
-  end
-end
 
 local function int_option(v, default, name)
   if v == nil then return default end
@@ -249,8 +117,8 @@ end
 -- opts: port (nil or 0: random free port), secret_id, secret_key,
 -- pending_polls, latency_ms, workers, watchdog (default true),
 -- nginx (binary), modules_dir (false: lua module compiled in),
--- tls = {cert=, key=, port=} (PEM paths; adds a TLS listener on 127.0.0.1,
--- port nil/0: random free port; gives sb.tls_port and sb.tls_base_url).
+-- tls = {cert=, key=} (PEM paths; adds a TLS listener on a free port of
+-- 127.0.0.1; gives sb.tls_port and sb.tls_base_url).
 -- Returns a sandbox object, or nil, message.
 function M.start(opts)
   opts = opts or {}
@@ -268,78 +136,47 @@ function M.start(opts)
   if workers < 1 then workers = 1 end
   local fixed_port = int_option(opts.port, 0, "port")
   local tls = opts.tls
-  local fixed_tls_port = 0
   if tls ~= nil then
     assert(type(tls) == "table" and type(tls.cert) == "string" and type(tls.key) == "string",
       "tls must be a table with cert and key paths")
-    fixed_tls_port = int_option(tls.port, 0, "tls.port")
   end
 
-  local prefix, err = shell.capture('mktemp -d "${TMPDIR:-/tmp}/maintenance-report-sandbox.XXXXXX"')
-  if not prefix then return nil, "mktemp failed: " .. tostring(err) end
-  local conf = {
-    workers = workers,
-    lua_root = lua_root(),
-    modules_dir = find_modules(opts),
-    run_as_root = shell.capture("id -u") == "0",
-    tls_cert = tls and tls.cert, tls_key = tls and tls.key,
+  local lua_dir = lua_root()
+  local server, err = nginx.start {
+    label = "sandbox",
+    port = fixed_port > 0 and fixed_port or nil,
+    tls = tls ~= nil,
+    files = { ["settings.lua"] = nginx_conf.settings_lua(settings) },
+    watchdog = opts.watchdog,
+    binary = opts.nginx,
+    modules_dir = opts.modules_dir,
+    render = function(ctx)
+      return nginx_conf.render {
+        prefix = ctx.prefix, port = ctx.port, workers = workers, lua_root = lua_dir,
+        modules_dir = ctx.modules_dir, run_as_root = ctx.run_as_root,
+        tls_port = ctx.tls_port, tls_cert = tls and tls.cert, tls_key = tls and tls.key,
+      }
+    end,
   }
-  local ok, setup_err = pcall(function()
-    assert(shell.capture("mkdir " .. q(prefix .. "/tmp")))
-    write_file(prefix .. "/settings.lua", nginx_conf.settings_lua(settings))
-  end)
-  if not ok then
-    remove_prefix(prefix)
-    return nil, tostring(setup_err)
-  end
-
-  local nginx = find_nginx(opts)
-  local pid, port, tls_port, out
-  local all_fixed = fixed_port > 0 and (not tls or fixed_tls_port > 0)
-  for _ = 1, (all_fixed and 1 or 25) do
-    port = fixed_port
-    if port == 0 then
-      repeat port = shell.random_int(PORT_MIN, PORT_MAX) until not port_listening(port)
-    end
-    if tls then
-      tls_port = fixed_tls_port
-      if tls_port == 0 then
-        repeat tls_port = shell.random_int(PORT_MIN, PORT_MAX) until tls_port ~= port and not port_listening(tls_port)
-      end
-    end
-    local launched, perr = pcall(function() pid, out = launch(nginx, prefix, conf, port, tls_port) end)
-    if not launched then out = tostring(perr) end
-    -- nginx cannot report an ephemeral port: pick a random one and retry
-    -- when it is taken.
-    if pid or all_fixed or not tostring(out):find("Address already in use", 1, true) then break end
-    if fixed_port > 0 and tostring(out):find(":" .. fixed_port .. " failed", 1, true) then break end
-  end
-  if not pid then
-    remove_prefix(prefix)
-    return nil, "nginx did not start: " .. tostring(out)
-  end
+  if not server then return nil, err end
 
   local sb = setmetatable({
-    prefix = prefix,
-    pid = pid,
-    port = port,
-    base_url = string.format("http://127.0.0.1:%d/release", port),
+    server = server,
+    prefix = server.prefix,
+    pid = server.pid,
+    watchdog_pid = server.watchdog_pid,
+    port = server.port,
+    base_url = string.format("http://127.0.0.1:%d/release", server.port),
     secret_id = settings.secret_id,
     secret_key = settings.secret_key,
     pending_polls = settings.pending_polls,
     latency_ms = settings.latency_ms,
     workers = workers,
-    stopped = false,
   }, Sandbox)
-  if tls_port then
-    sb.tls_port = tls_port
-    sb.tls_base_url = string.format("https://127.0.0.1:%d/release", tls_port)
+  if server.tls_port then
+    sb.tls_port = server.tls_port
+    sb.tls_base_url = string.format("https://127.0.0.1:%d/release", server.tls_port)
   end
-  if opts.watchdog ~= false then
-    local owner = tonumber((shell.capture("echo $PPID")))
-    if owner then sb.watchdog_pid = start_watchdog(owner, pid, prefix) end
-  end
-  attach_finalizer(sb)
   return sb
 end
 

@@ -38,6 +38,22 @@ alive() {
 }
 ]]
 
+-- sh function stop_nginx PID PREFIX: TERM (fast shutdown), wait for the master
+-- to go, then remove the prefix. After 10 s it kills the master and workers.
+M.STOP_FN = M.ALIVE_FN .. [[
+stop_nginx() {
+  if [ -n "$1" ] && alive "$1"; then
+    kill -TERM "$1" 2>/dev/null
+    _i=0
+    while alive "$1" && [ "$_i" -lt 1000 ]; do sleep 0.01; _i=$((_i + 1)); done
+    if alive "$1"; then
+      kill -KILL $(ps -o pid= --ppid "$1" 2>/dev/null) "$1" 2>/dev/null
+    fi
+  fi
+  rm -rf "$2"
+}
+]]
+
 -- Random integer in [lo, hi] from /dev/urandom: math.random is seeded the
 -- same way in every LuaJIT process, so parallel runs would collide.
 function M.random_int(lo, hi)
