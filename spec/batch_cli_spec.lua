@@ -42,10 +42,7 @@ describe("batch against the sandbox", function()
   before_each(function() assert(sb:reset()) end)
 
   local function run(args, extra_env)
-    local e = {}
-    for k, v in pairs(env) do e[k] = v end
-    for k, v in pairs(extra_env or {}) do e[k] = v end
-    return cli.run(args, e)
+    return cli.run(args, cli.merge(env, extra_env))
   end
 
   it("writes one JSON line per VIN, skips invalid rows and duplicates, and sums up the cost", function()

@@ -23,10 +23,7 @@ describe("CLI subcommands against the sandbox", function()
   before_each(function() assert(sb:reset()) end)
 
   local function run(args, extra_env)
-    local e = {}
-    for k, v in pairs(env) do e[k] = v end
-    for k, v in pairs(extra_env or {}) do e[k] = v end
-    return cli.run(args, e)
+    return cli.run(args, cli.merge(env, extra_env))
   end
 
   it("has --help on the program and on every subcommand, with the exit codes", function()

@@ -12,17 +12,9 @@ local LUA_PATH = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;"):format(ROOT, ROOT,
 local LUA_CPATH = ROOT .. "/build/luajit/?.so"
 
 local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return assert(shell.read_file(path))
 end
-
-local function write_file(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-end
+local write_file = shell.write_file
 
 -- curl: status, body, seconds.
 local function get(url, extra)

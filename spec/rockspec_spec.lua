@@ -1,9 +1,6 @@
 -- The rockspec installs exactly what the checkout has.
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return assert(require("helpers.shell").read_file(path))
 end
 
 local function load_rockspec()

@@ -113,13 +113,7 @@ describe("secrets in CLI output", function()
   local jobs = {}  -- { name=, args=, key=, id=, endpoint=, files={...}, expect_html= }
   local ran = false
 
-  local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-  end
+  local read = require("helpers.shell").read_file
 
   local function add_job(job)
     job.n = #jobs + 1

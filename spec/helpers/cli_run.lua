@@ -2,6 +2,8 @@
 -- captures stdout, stderr and the exit code. The MAINTENANCE_REPORT_*
 -- variables of the caller's environment never leak in: each run gets exactly
 -- the ones it asks for.
+local shell = require "helpers.shell"
+
 local cli = {}
 
 local function capture(command)
@@ -14,9 +16,7 @@ end
 cli.ROOT = capture("pwd"):gsub("%s+$", "")
 cli.BIN = cli.ROOT .. "/bin/maintenance-report"
 
-function cli.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+cli.quote = shell.quote
 local q = cli.quote
 
 local ENV_NAMES = {
@@ -24,20 +24,9 @@ local ENV_NAMES = {
   "MAINTENANCE_REPORT_SOURCE", "MAINTENANCE_REPORT_CAFILE", "MAINTENANCE_REPORT_DEBUG", "NO_COLOR",
 }
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = shell.read_file
 cli.read = read
-
-function cli.write(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-end
+cli.write = shell.write_file
 
 --- A fresh temporary directory (removed by cli.cleanup()).
 local dirs = {}
@@ -78,6 +67,14 @@ function cli.run(args, env, opts)
     .. " <" .. q(opts.stdin or "/dev/null") .. "; echo $?"
   local code = tonumber((capture(cmd):match("(%d+)%s*$")))
   return { out = read(dir .. "/out") or "", err = read(dir .. "/err") or "", code = code }
+end
+
+--- env with extra's entries added (a new table; extra may be nil).
+function cli.merge(env, extra)
+  local out = {}
+  for k, v in pairs(env or {}) do out[k] = v end
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
 end
 
 --- The environment for a sandbox: endpoint and credentials.

@@ -20,10 +20,7 @@ function M.sh(cmd)
 end
 
 local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return assert(require("helpers.shell").read_file(path))
 end
 M.read_file = read_file
 

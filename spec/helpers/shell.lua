@@ -1,20 +1,30 @@
--- Shell helpers for specs: quoting and capturing a command's output.
-local shell = {}
+-- Shell and file helpers for specs, over the library's own shell module.
+local lib = require "maintenance_report.shell"
 
-function shell.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+local shell = { quote = lib.quote }
+
+-- Runs a command; returns its output without the final newline. Raises on failure.
+function shell.run(command)
+  local out, rc = lib.run(command)
+  if rc ~= 0 then
+    error("command failed (" .. tostring(rc) .. "): " .. command .. "\n" .. tostring(out), 2)
+  end
+  return (out:gsub("\n$", ""))
 end
 
--- Runs a command; returns its stdout without the final newline. Raises on failure.
-function shell.run(command)
-  local pipe = assert(io.popen(command .. "; echo \"::exit=$?\""))
-  local out = pipe:read("*a")
-  pipe:close()
-  local body, code = out:match("^(.-)\n?::exit=(%d+)\n?$")
-  if tonumber(code) ~= 0 then
-    error("command failed (" .. tostring(code) .. "): " .. command .. "\n" .. tostring(body), 2)
-  end
-  return body
+-- A file's content, or nil when it cannot be read.
+function shell.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function shell.write_file(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
 end
 
 return shell
