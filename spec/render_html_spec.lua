@@ -1,18 +1,13 @@
 -- render/html: one self-contained, well-formed page; one chart point per dated record; flags as badges.
-local cjson = require "cjson"
 local html = require "maintenance_report.render.html"
 local normalize = require "maintenance_report.normalize"
 local parse = require "helpers.html_parse"
+local fixtures = require "helpers.fixtures"
+local fixture = fixtures.json
 
-local function fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return cjson.decode(body)
-end
 
 local function ready()
-  return normalize.report(fixture("vendor_report_ready.json"), "ready", "ORDER-HTML")
+  return fixtures.ready_report("ORDER-HTML")
 end
 
 local function has_class(el, class)

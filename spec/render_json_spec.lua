@@ -3,12 +3,7 @@ local cjson = require "cjson"
 local json = require "maintenance_report.render.json"
 local normalize = require "maintenance_report.normalize"
 
-local function fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return cjson.decode(body)
-end
+local fixture = require("helpers.fixtures").json
 
 -- Deep equality that treats integral floats and integers alike (cjson decodes 5 as 5.0 on 5.4).
 local function same(a, b)

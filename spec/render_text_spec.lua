@@ -1,17 +1,12 @@
 -- render/text: a Chinese summary with labelled flags, highlighting only when asked, and a timeline.
-local cjson = require "cjson"
 local text = require "maintenance_report.render.text"
 local normalize = require "maintenance_report.normalize"
+local fixtures = require "helpers.fixtures"
+local fixture = fixtures.json
 
-local function fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return cjson.decode(body)
-end
 
 local function ready()
-  return normalize.report(fixture("vendor_report_ready.json"), "ready", "ORDER-TXT")
+  return fixtures.ready_report("ORDER-TXT")
 end
 
 local function lines_with(s, needle)

@@ -1,13 +1,7 @@
 -- A scripted transport and a virtual clock, to test the client without a network.
 local fake = {}
 
-local function read_fixture(name)
-  local f = assert(io.open("spec/fixtures/" .. name, "rb"))
-  local body = f:read("*a")
-  f:close()
-  return body
-end
-fake.fixture = read_fixture
+fake.fixture = require("helpers.fixtures").raw
 
 -- Each step is a response table {status=, body=, headers=} or {error={kind=, sent=}}.
 function fake.transport(steps)
