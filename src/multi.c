@@ -119,8 +119,9 @@ static int collect(lua_State *L, mr_session *s, int results)
 
 /*
  * session:perform(timeout) → list of {id=, response=} or {id=, error=}.
- * Waits in curl_multi_poll, at most timeout seconds (0: just poll), and
- * returns as soon as at least one transfer has finished.
+ * Waits in curl_multi_poll, at most timeout seconds rounded up to the
+ * millisecond (0: just poll), and returns as soon as at least one transfer
+ * has finished.
  */
 int mr_session_perform(lua_State *L)
 {
@@ -136,7 +137,7 @@ int mr_session_perform(lua_State *L)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         double left;
-        int numfds = 0;
+        int numfds = 0, ms;
         CURLMcode mc = curl_multi_perform(s->multi, &running);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
@@ -145,11 +146,16 @@ int mr_session_perform(lua_State *L)
         clock_gettime(CLOCK_MONOTONIC, &now);
         left = timeout - ((double)(now.tv_sec - start.tv_sec) +
                           (double)(now.tv_nsec - start.tv_nsec) / 1e9);
-        if (left * 1000.0 < 1)
-            break; /* never wait past the caller's budget */
-        /* math.huge is a valid timeout; (int) of it would be undefined. */
-        mc = curl_multi_poll(s->multi, NULL, 0,
-                             left * 1000.0 < 2147483647.0 ? (int)(left * 1000.0) : 2147483647, &numfds);
+        if (!(left > 0))
+            break; /* the caller's budget is spent */
+        /* Whole milliseconds, rounded up: truncated, a sub-millisecond rest
+           could not be waited for, and a caller waiting for a timer spun
+           through empty performs until it was due. The overshoot is under
+           1 ms. math.huge is a valid timeout; (int) of it would be undefined. */
+        ms = left * 1000.0 < 2147483646.0 ? (int)(left * 1000.0) : 2147483646;
+        if ((double)ms < left * 1000.0)
+            ms++;
+        mc = curl_multi_poll(s->multi, NULL, 0, ms, &numfds);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
     }

@@ -28,7 +28,9 @@ function scheduler.new(opts)
     max_in_flight = opts.max_in_flight or 8,
     ready = {},      -- {co, value...} to resume now
     timers = {},     -- binary heap of {at, seq, co}
-    queued = {},     -- HTTP requests waiting for a slot: {co, req}
+    queued = {},     -- HTTP requests waiting for a slot: {co, req}, a FIFO
+    queued_head = 1, -- index of the oldest entry in queued
+    queued_tail = 0, -- index of the newest; empty when head > tail
     in_flight = {},  -- transfer id → co
     in_flight_count = 0,
     seq = 0,
@@ -100,6 +102,10 @@ end
 
 function Scheduler:_finish(co, ok, values)
   local handle = self.handles[co]
+  -- Drop the entry now: under LuaJIT (Lua 5.1 weak tables, no ephemerons) the
+  -- handle, whose co field refers back to the key, would keep itself, its
+  -- coroutine and its result alive for ever.
+  self.handles[co] = nil
   owner[co] = nil
   self.live = self.live - 1
   handle.finished = true
@@ -122,7 +128,8 @@ function Scheduler:_resume(co, args)
   elseif coroutine.status(co) == "dead" then
     self:_finish(co, true, pack(unpack(r, 2, r.n)))
   elseif r[2] == "http" then
-    self.queued[#self.queued + 1] = { co, r[3] }
+    self.queued_tail = self.queued_tail + 1
+    self.queued[self.queued_tail] = { co, r[3] }
   elseif r[2] == "sleep" then
     self.seq = self.seq + 1
     heap_push(self.timers, { at = self.now() + (tonumber(r[3]) or 0), seq = self.seq, co = co })
@@ -133,8 +140,13 @@ function Scheduler:_resume(co, args)
 end
 
 function Scheduler:_submit_queued()
-  while #self.queued > 0 and self.in_flight_count < self.max_in_flight do
-    local entry = table.remove(self.queued, 1)
+  -- A head index, not table.remove(queued, 1): that shifts every waiting
+  -- request on each submit, quadratic when thousands are started at once.
+  while self.queued_head <= self.queued_tail and self.in_flight_count < self.max_in_flight do
+    local entry = self.queued[self.queued_head]
+    self.queued[self.queued_head] = nil
+    self.queued_head = self.queued_head + 1
+    if self.queued_head > self.queued_tail then self.queued_head, self.queued_tail = 1, 0 end
     local id, err = self.transport:submit(entry[2])
     if id then
       self.in_flight[id] = entry[1]
@@ -183,7 +195,7 @@ function Scheduler:step(timeout)
     if self.timers[1] then wait = math.min(wait, math.max(0, self.timers[1].at - now)) end
     if self.in_flight_count > 0 then
       for _, done in ipairs(self.transport:perform(wait)) do self:_complete(done) end
-    elseif #self.ready == 0 and #self.queued == 0 then
+    elseif #self.ready == 0 and self.queued_head > self.queued_tail then
       if not self.timers[1] then break end -- nothing left to wait for
       if wait > 0 then self.sleep(wait) end
     end
