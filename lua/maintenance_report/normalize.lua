@@ -1,5 +1,5 @@
 -- Turns the vendor's decoded report into a stable, documented table
--- (see docs/normalized-report.md).
+-- (see README.md, "The normalized report").
 --
 -- The vendor's types are inconsistent (numbers as strings, epoch-ms dates,
 -- lists packed into "a; b; " strings, missing keys), so every field is read
@@ -23,8 +23,16 @@ local FULLWIDTH_COLON = "\239\188\154"     -- U+FF1A '：'
 -- Small readers: each returns nil for anything it does not understand
 ---------------------------------------------------------------------------
 
+-- The bytes %s matches, looked up by string.byte: cheaper than a pattern.
+local SPACE = {}
+for b = 0, 255 do SPACE[b] = string.char(b):find("^%s") ~= nil end
+
+-- Most values have nothing to trim: check the two end bytes and return s
+-- itself, with no scan of the whole string and no new string.
 local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+  local len = #s
+  if len == 0 or not (SPACE[s:byte(1)] or SPACE[s:byte(len)]) then return s end
+  return s:match("^%s*(.*%S)") or ""
 end
 
 -- rawget so that a table with odd metamethods cannot make us raise.
@@ -207,20 +215,40 @@ end
 local function split_list(value)
   local entries = {}
   if type(value) ~= "string" then return entries end
-  local s = value:gsub(FULLWIDTH_SEMICOLON, ";")
-  for part in s:gmatch("[^;]+") do
-    local entry = trim(part)
-    if entry ~= "" then entries[#entries + 1] = entry end
+  local s = value
+  if s:find(FULLWIDTH_SEMICOLON, 1, true) then s = s:gsub(FULLWIDTH_SEMICOLON, ";") end
+  -- The trimmed, non-empty runs between ';' (as gmatch("[^;]+") and trim
+  -- would give), cut by plain finds and byte checks: no pattern matching on
+  -- every byte, and no untrimmed copy of each entry.
+  local pos, len = 1, #s
+  while pos <= len do
+    while SPACE[s:byte(pos)] do pos = pos + 1 end
+    local semi = s:find(";", pos, true) or len + 1
+    local last = semi - 1
+    while last >= pos and SPACE[s:byte(last)] do last = last - 1 end
+    if last >= pos then entries[#entries + 1] = s:sub(pos, last) end
+    pos = semi + 1
   end
   return entries
 end
 
+-- Position of the last plain occurrence of needle in s, or nil.
+local function find_last(s, needle)
+  local last, from = nil, 1
+  while true do
+    local at = s:find(needle, from, true)
+    if not at then return last end
+    last, from = at, at + 1
+  end
+end
+
 -- Split at the LAST colon, ASCII or full-width: names may contain ':' themselves.
 local function split_at_last_colon(entry)
-  local name, quantity = entry:match("^(.*):(.-)$")
-  local wide_name, wide_quantity = entry:match("^(.*)" .. FULLWIDTH_COLON .. "(.-)$")
-  if wide_name and (not name or #wide_name > #name) then return wide_name, wide_quantity end
-  return name, quantity
+  local at, width = find_last(entry, ":"), 1
+  local wide = find_last(entry, FULLWIDTH_COLON)
+  if wide and (not at or wide > at) then at, width = wide, #FULLWIDTH_COLON end
+  if not at then return nil, nil end
+  return entry:sub(1, at - 1), entry:sub(at + width)
 end
 
 local function material(entry)
@@ -242,19 +270,19 @@ end
 local BODYWORK_WORDS = { "钣金", "喷漆" }
 local MAINTENANCE_WORDS = { "保养", "机油", "机滤" }
 
-local function mentions_any(texts, words)
-  for _, s in ipairs(texts) do
-    for _, word in ipairs(words) do
-      if s:find(word, 1, true) then return true end
-    end
+local function mentions_any(s, words)
+  for i = 1, #words do
+    if s:find(words[i], 1, true) then return true end
   end
   return false
 end
 
 -- Heuristic: the vendor has no category field, so guess one from type and items.
+-- The texts are searched as one string joined by "\n", which no word contains,
+-- so a word is found in it exactly when it is found in one of the texts.
 local function category(record_type, items)
-  local texts = { record_type or "" }
-  for _, item in ipairs(items) do texts[#texts + 1] = item end
+  local texts = table.concat(items, "\n")
+  if record_type then texts = record_type .. "\n" .. texts end
   if mentions_any(texts, BODYWORK_WORDS) then return "bodywork" end
   if mentions_any(texts, MAINTENANCE_WORDS) then return "maintenance" end
   return "repair"
