@@ -1,0 +1,74 @@
+#!/bin/sh
+# make bench: runs every benchmark under each interpreter and prints their
+# result lines (ratios measured side by side in one run); a copy goes to
+# bench/results/latest.txt. Benchmarks are not tests: nothing here fails on a
+# missed target, only on a benchmark that could not run.
+#
+#   BENCH_INTERPRETERS  default "lua5.4 luajit"
+#   BENCH_ONLY          default "sign decode http poll"
+#   BENCH_N, BENCH_ROUNDS, BENCH_DECODE_N, BENCH_SIGN_N, BENCH_POLL_ORDERS,
+#   BENCH_POLL_CONCURRENCY, BENCH_POLL_LATENCY_MS: see each bench/*.lua
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+interpreters=${BENCH_INTERPRETERS:-"lua5.4 luajit"}
+benches=${BENCH_ONLY:-"sign decode http poll"}
+
+# Loopback only: no proxy may see the benchmarks' requests (curl and libcurl
+# both read these).
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY 2>/dev/null || true
+
+# Every nginx the benchmarks start (fixture server, sandbox) gets its prefix
+# under this directory; on any exit, whatever is still running there is
+# stopped, so no process outlives the run.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench.XXXXXX")
+# shellcheck disable=SC2317 # invoked by the trap
+cleanup() {
+    for pidfile in "$tmp"/*/nginx.pid; do
+        [ -s "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = nginx ]; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export TMPDIR="$tmp"
+
+mkdir -p bench/results
+out=bench/results/latest.txt
+{
+    echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "# machine: $(nproc) cores, $(uname -sr), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# $(lua5.4 -v 2>&1 | head -1); $(luajit -v 2>&1 | head -1)"
+    echo "# $(curl --version | head -1 | cut -d' ' -f1-4); $(nginx -v 2>&1)"
+} | tee "$out"
+
+status=0
+for lua in $interpreters; do
+    case "$lua" in
+        luajit) abi=luajit ;;
+        *) abi=$lua ;;
+    esac
+    if ! command -v "$lua" >/dev/null 2>&1; then
+        echo "$lua: not installed, skipped" | tee -a "$out"
+        continue
+    fi
+    for bench in $benches; do
+        if ! MR_ROOT="$root" \
+            LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" \
+            LUA_CPATH="$root/build/$abi/?.so;;" \
+            "$lua" "bench/$bench.lua" 2>&1 | tee -a "$out"; then
+            status=1
+        fi
+    done
+done
+# A pipeline's status is tee's: look for Lua errors in the output instead.
+if grep -q -E '^(lua5\.4|luajit|lua): |stack traceback' "$out"; then
+    status=1
+    echo "bench: a benchmark failed to run (see above)"
+fi
+echo "# results in $out"
+exit $status
