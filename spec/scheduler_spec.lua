@@ -127,6 +127,21 @@ describe("scheduler", function()
     assert.are.equal("invalid_request", err.kind)
   end)
 
+  it("lets finished handles be collected once the caller drops them", function()
+    -- Under LuaJIT's weak tables (no ephemerons) a handle kept in the scheduler's
+    -- weak-keyed map by its own coroutine would never be freed.
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local tracker = setmetatable({}, { __mode = "k" })
+    for i = 1, 50 do
+      tracker[s:spawn(function() return scheduler.request{ url = "u" .. i, delay = 1 } end)] = true
+    end
+    s:run()
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(tracker))
+  end)
+
   it("knows which scheduler runs the current coroutine", function()
     local world = virtual_world()
     local s = new_scheduler(world)
