@@ -307,8 +307,8 @@ end
 
 local function shell_word(s)
   s = tostring(s)
-  if s:find("^[%w@%%+=:,./_-]+$") then return s end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+  if s:find("^[%w@%%+=:,./_-]+$") then return s end -- readable when it needs no quotes
+  return require("maintenance_report.shell").quote(s)
 end
 common.shell_word = shell_word
 
