@@ -117,7 +117,10 @@ end
 ]]):format(sb.tls_base_url, sb.secret_id, sb.secret_key, other.tls_base_url, other.secret_id, other.secret_key,
       opts_source, VIN)
     local err_file = os.tmpname()
-    local p = assert(io.popen(certs_lib.quote(LUA) .. " -e " .. certs_lib.quote(code) .. " 2>"
+    -- Under `make asan` the child loads the sanitized core too, so it needs the runtime preloaded.
+    local preload = os.getenv("MR_ASAN_LD_PRELOAD")
+    local env = preload and ("LD_PRELOAD=" .. certs_lib.quote(preload) .. " ") or ""
+    local p = assert(io.popen(env .. certs_lib.quote(LUA) .. " -e " .. certs_lib.quote(code) .. " 2>"
       .. certs_lib.quote(err_file)))
     local out = p:read("*a")
     p:close()
