@@ -24,7 +24,8 @@ asan: deps $(ASAN_CORE) $(ASAN_PRELOAD)
 	ASAN_RUNTIME='$(ASAN_RUNTIME)' ASAN_PRELOAD='$(ASAN_PRELOAD)' sh tools/run-asan.sh
 
 # ---- valgrind memcheck over the core specs --------------------------------
-VALGRIND_SPECS ?= spec/core_sign_spec.lua spec/core_http_spec.lua spec/scheduler_spec.lua spec/client_spec.lua
+VALGRIND_SPECS ?= spec/core_sign_spec.lua spec/core_http_spec.lua spec/scheduler_spec.lua spec/client_spec.lua \
+                  spec/normalize_spec.lua spec/normalize_edge_spec.lua
 
 valgrind: deps $(CORE54)
 	sh tools/run-valgrind.sh $(VALGRIND_SPECS)

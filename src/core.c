@@ -28,6 +28,7 @@ int luaopen_maintenance_report_core(lua_State *L)
     mr_session_register(L);
     mr_json_register(L);
     mr_os_register(L);
+    mr_normalize_register(L);
     lua_pushliteral(L, MR_CORE_VERSION);
     lua_setfield(L, -2, "version");
     info = curl_version_info(CURLVERSION_NOW);

@@ -11,5 +11,6 @@ void mr_sign_register(lua_State *L);
 void mr_session_register(lua_State *L);
 void mr_json_register(lua_State *L); /* raises if lua-cjson is missing */
 void mr_os_register(lua_State *L);
+void mr_normalize_register(lua_State *L);
 
 #endif
