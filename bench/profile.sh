@@ -11,22 +11,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 prof_lua=build/bench/lua54-prof
 [ -x "$prof_lua" ] || { echo "run 'make bench-profile' (builds $prof_lua)"; exit 2; }
-unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY 2>/dev/null || true
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-profile.XXXXXX")
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-    for pidfile in "$tmp"/*/nginx.pid; do
-        [ -s "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = nginx ]; then
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-export TMPDIR="$tmp"
+. bench/private_tmp.sh
+tmp=$bench_tmp
 mkdir -p bench/results
 
 lua_path="$root/lua/?.lua;$root/lua/?/init.lua;;"

@@ -14,28 +14,7 @@ root=$(pwd)
 interpreters=${BENCH_INTERPRETERS:-"lua5.4 luajit"}
 benches=${BENCH_ONLY:-"sign decode http poll"}
 
-# Loopback only: no proxy may see the benchmarks' requests (curl and libcurl
-# both read these).
-unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY 2>/dev/null || true
-
-# Every nginx the benchmarks start (fixture server, sandbox) gets its prefix
-# under this directory; on any exit, whatever is still running there is
-# stopped, so no process outlives the run.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench.XXXXXX")
-# shellcheck disable=SC2317 # invoked by the trap
-cleanup() {
-    for pidfile in "$tmp"/*/nginx.pid; do
-        [ -s "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = nginx ]; then
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-export TMPDIR="$tmp"
+. bench/private_tmp.sh
 
 mkdir -p bench/results
 out=bench/results/latest.txt

@@ -4,6 +4,7 @@
 -- key is only read (from the environment or a file) and handed to the client,
 -- and every line this module writes is scrubbed of it as a last resort.
 local mr = require "maintenance_report"
+local errors = require "maintenance_report.errors"
 
 local common = {}
 
@@ -64,20 +65,7 @@ end
 --- The text with every known secret replaced by [REDACTED].
 function common.scrub(s)
   s = tostring(s)
-  for _, secret in ipairs(secrets) do
-    local out, start = {}, 1
-    while true do
-      local i, j = s:find(secret, start, true)
-      if not i then break end
-      out[#out + 1] = s:sub(start, i - 1)
-      out[#out + 1] = "[REDACTED]"
-      start = j + 1
-    end
-    if start > 1 then
-      out[#out + 1] = s:sub(start)
-      s = table.concat(out)
-    end
-  end
+  for _, secret in ipairs(secrets) do s = errors.scrub(s, secret) end
   return s
 end
 
@@ -186,7 +174,7 @@ end
 ---------------------------------------------------------------------------
 
 local function usage_error(message, fields)
-  return mr.errors.new("invalid_input", message, fields)
+  return errors.new("invalid_input", message, fields)
 end
 common.usage_error = usage_error
 
