@@ -1,23 +1,17 @@
 -- Raw HTTP for the sandbox specs: curl for requests, the openssl CLI for
--- signatures. Deliberately shares no code with the sandbox or the project's
--- C signer, so the specs check them rather than repeat them.
+-- signatures. Deliberately shares no code with the sandbox's handlers or the
+-- project's C signer, so the specs check them rather than repeat them.
 local cjson = require "cjson.safe"
+
+local shell = require "maintenance_report.shell" -- plain popen, no sandbox code
 
 local M = {}
 
-function M.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+M.quote = shell.quote
 local q = M.quote
 
 -- Runs a shell command; returns stdout+stderr and the exit status.
-function M.sh(cmd)
-  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)\n?__rc=(%d+)%s*$")
-  return body, tonumber(rc)
-end
+M.sh = shell.run
 
 local function read_file(path)
   return assert(require("helpers.shell").read_file(path))
