@@ -6,6 +6,7 @@
 
 #include "compat.h"
 #include "core.h"
+#include "options.h"
 
 mr_session *mr_check_session(lua_State *L, int idx)
 {
@@ -57,36 +58,17 @@ static int l_session_request(lua_State *L)
     return mr_transfer_push_result(L, s->blocking, rc);
 }
 
+/* A copy the session owns, since the options table may go away. */
 static char *dup_option(lua_State *L, int idx, const char *key)
 {
+    const char *s = mr_opt_lstring(L, idx, "session option", key, NULL, NULL);
     char *copy;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (s == NULL)
         return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "session option '%s' must be a string, got %s", key, luaL_typename(L, -1));
-    copy = strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
+    copy = strdup(s);
     if (copy == NULL)
         luaL_error(L, "out of memory");
     return copy;
-}
-
-static double number_option(lua_State *L, int idx, const char *key, double def)
-{
-    double v = def;
-    lua_getfield(L, idx, key);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "session option '%s' must be a number, got %s", key, luaL_typename(L, -1));
-        v = lua_tonumber(L, -1);
-        if (!(v >= 0))
-            luaL_error(L, "session option '%s' must not be negative", key);
-    }
-    lua_pop(L, 1);
-    return v;
 }
 
 /* core.session{cafile=, capath=, insecure=, timeout=, connect_timeout=, max_body=, user_agent=} */
@@ -105,9 +87,10 @@ static int l_session_new(lua_State *L)
     luaL_getmetatable(L, MR_SESSION_MT);
     lua_setmetatable(L, -2);
     s->next_id = 1;
-    s->cfg.timeout = number_option(L, opts, "timeout", 10);
-    s->cfg.connect_timeout = number_option(L, opts, "connect_timeout", 5);
-    s->cfg.max_body = mr_size_cap(number_option(L, opts, "max_body", MR_DEFAULT_MAX_BODY));
+    s->cfg.timeout = mr_opt_number(L, opts, "session option", "timeout", 10);
+    s->cfg.connect_timeout = mr_opt_number(L, opts, "session option", "connect_timeout", 5);
+    s->cfg.max_body =
+        mr_size_cap(mr_opt_number(L, opts, "session option", "max_body", MR_DEFAULT_MAX_BODY));
     lua_getfield(L, opts, "insecure");
     s->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -11,6 +11,7 @@
 
 #include "compat.h"
 #include "core.h"
+#include "options.h"
 
 const void *mr_hmac_digest(const char *algorithm)
 {
@@ -168,23 +169,6 @@ static time_t to_time(lua_Number v)
     return (v > -1e15 && v < 1e15) ? (time_t)v : (time_t)-1e15;
 }
 
-static const char *opt_string(lua_State *L, int t, const char *key, const char *def, size_t *len)
-{
-    const char *s;
-    lua_getfield(L, t, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        if (len)
-            *len = def ? strlen(def) : 0;
-        return def;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "sign: option '%s' must be a string, got %s", key, luaL_typename(L, -1));
-    s = lua_tolstring(L, -1, len);
-    lua_pop(L, 1); /* still referenced by the options table */
-    return s;
-}
-
 /* Canonical header names for the values the signer supplies itself. */
 static const char *canonical_name(const char *lower)
 {
@@ -242,11 +226,11 @@ static int l_sign(lua_State *L)
     mr_buf sts, text;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    id = opt_string(L, 1, "secret_id", NULL, &id_len);
-    key = opt_string(L, 1, "secret_key", NULL, &key_len);
-    source = opt_string(L, 1, "source", "market", &source_len);
-    algorithm = opt_string(L, 1, "algorithm", "hmac-sha1", NULL);
-    headers = opt_string(L, 1, "headers", "x-date x-source", &headers_len);
+    id = mr_opt_lstring(L, 1, "sign: option", "secret_id", NULL, &id_len);
+    key = mr_opt_lstring(L, 1, "sign: option", "secret_key", NULL, &key_len);
+    source = mr_opt_lstring(L, 1, "sign: option", "source", "market", &source_len);
+    algorithm = mr_opt_lstring(L, 1, "sign: option", "algorithm", "hmac-sha1", NULL);
+    headers = mr_opt_lstring(L, 1, "sign: option", "headers", "x-date x-source", &headers_len);
     if (id == NULL || key == NULL)
         return luaL_error(L, "sign: secret_id and secret_key are required strings");
     lua_getfield(L, 1, "date");

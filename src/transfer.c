@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "compat.h"
+#include "options.h"
 #include "sign.h"
 
 mr_transfer *mr_transfer_new(void)
@@ -55,38 +56,6 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     if (mr_buf_append(&t->head, data, n) != 0)
         return 0;
     return n;
-}
-
-static double opt_number(lua_State *L, int idx, const char *key, double def)
-{
-    double v;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "request option '%s' must be a number, got %s", key, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (!(v >= 0)) /* also rejects NaN */
-        luaL_error(L, "request option '%s' must not be negative", key);
-    return v;
-}
-
-static const char *opt_lstring(lua_State *L, int idx, const char *key, size_t *len)
-{
-    const char *s;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "request option '%s' must be a string, got %s", key, luaL_typename(L, -1));
-    s = lua_tolstring(L, -1, len);
-    lua_pop(L, 1); /* the request table keeps it alive */
-    return s;
 }
 
 static long to_ms(double seconds)
@@ -161,12 +130,12 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     int fresh_connect;
 
     luaL_checktype(L, idx, LUA_TTABLE);
-    url = opt_lstring(L, idx, "url", &url_len);
-    method = opt_lstring(L, idx, "method", &method_len);
-    body = opt_lstring(L, idx, "body", &body_len);
-    timeout = opt_number(L, idx, "timeout", cfg->timeout);
-    connect_timeout = opt_number(L, idx, "connect_timeout", cfg->connect_timeout);
-    max_body = opt_number(L, idx, "max_body", (double)cfg->max_body);
+    url = mr_opt_lstring(L, idx, "request option", "url", NULL, &url_len);
+    method = mr_opt_lstring(L, idx, "request option", "method", NULL, &method_len);
+    body = mr_opt_lstring(L, idx, "request option", "body", NULL, &body_len);
+    timeout = mr_opt_number(L, idx, "request option", "timeout", cfg->timeout);
+    connect_timeout = mr_opt_number(L, idx, "request option", "connect_timeout", cfg->connect_timeout);
+    max_body = mr_opt_number(L, idx, "request option", "max_body", (double)cfg->max_body);
     lua_getfield(L, idx, "fresh_connect");
     fresh_connect = lua_toboolean(L, -1);
     lua_pop(L, 1);
