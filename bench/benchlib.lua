@@ -4,6 +4,7 @@
 --   package.path = <bench dir> .. "/?.lua;" .. package.path; require "benchlib"
 local core = require "maintenance_report.core"
 local nginx = require "maintenance_report.nginx"
+local shell = require "maintenance_report.shell"
 
 local M = {}
 
@@ -23,10 +24,7 @@ M.FIXTURE = M.ROOT .. "/spec/fixtures/vendor_report_ready.json"
 M.ORDER_ID = "bench0123456789abcdef0123456789ab"
 
 function M.read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return (assert(nginx.read_file(path), "cannot read " .. path))
 end
 
 function M.write_file(path, content)
@@ -82,18 +80,13 @@ function M.rounds(count, contenders)
   return times
 end
 
-function M.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+M.quote = shell.quote
 
 --- Runs a shell command; raises unless it exits 0. Returns its output.
 function M.sh(command)
-  local pipe = assert(io.popen(command .. " 2>&1; echo \"::exit=$?\""))
-  local out = pipe:read("*a")
-  pipe:close()
-  local body, code = out:match("^(.-)\n?::exit=(%d+)\n?$")
-  if tonumber(code) ~= 0 then error("command failed: " .. command .. "\n" .. out, 2) end
-  return body
+  local out, rc = shell.run(command)
+  if rc ~= 0 then error("command failed: " .. command .. "\n" .. out, 2) end
+  return out
 end
 
 --- Calls fn(); then cleanup(), even when fn raised; then raises fn's error.

@@ -4,31 +4,16 @@
 --   server.pem / server.key      for localhost and 127.0.0.1 (subjectAltName), signed by the CA
 --   other.pem / other.key        for other.example only, signed by the same CA
 --   selfsigned.pem / .key        for localhost and 127.0.0.1, signed by itself
+local shell = require "helpers.shell"
+
 local M = {}
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = shell.quote
+local run = shell.run
+-- Output and exit status, never raising (what callers of M.sh expect).
+local sh = require("maintenance_report.shell").run
 
-local function sh(cmd)
-  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)\n?__rc=(%d+)%s*$")
-  return body or out, tonumber(rc) or 255
-end
-
-local function run(cmd)
-  local out, rc = sh(cmd)
-  if rc ~= 0 then error("command failed (" .. rc .. "): " .. cmd .. "\n" .. out, 2) end
-  return out
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = shell.write_file
 
 local KEY = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
 

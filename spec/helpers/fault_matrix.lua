@@ -21,19 +21,13 @@ M.MAX_BODY = 16 * 1024
 M.ORDER_RETRIES = 2  -- only failures that provably never left may use them
 M.REPORT_RETRIES = 1 -- reads: a retryable fault shows as two attempts
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell = require "maintenance_report.shell"
+
+local quote = shell.quote
 M.quote = quote
 
 -- Runs a shell command; returns its output (stderr merged) and exit status.
-local function sh(cmd)
-  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)\n?__rc=(%d+)%s*$")
-  return body or out, tonumber(rc) or 255
-end
+local sh = shell.run
 M.sh = sh
 
 local function helper_dir()
