@@ -29,7 +29,8 @@ local HTTP = [[
   }
 ]]
 
-describe("core.session", function()
+-- One private nginx serves both groups of HTTP specs.
+describe("core HTTP", function()
   local server, base
   lazy_setup(function()
     server = assert(nginx.start{ http = HTTP })
@@ -37,169 +38,167 @@ describe("core.session", function()
   end)
   lazy_teardown(function() server:stop() end)
 
-  it("returns status, lower-cased headers and the body", function()
-    local session = core.session()
-    local resp = assert(session:request{ url = base .. "/json" })
-    assert.are.equal(200, resp.status)
-    assert.are.equal("0123456789abcdef0123456789abcdef", resp.headers["x-api-requestid"])
-    assert.are.equal("text/html", resp.headers["content-type"])
-    assert.are.equal('{"code":"0","message":"成功"}', resp.body)
-    session:close()
+  describe("core.session", function()
+
+    it("returns status, lower-cased headers and the body", function()
+      local session = core.session()
+      local resp = assert(session:request{ url = base .. "/json" })
+      assert.are.equal(200, resp.status)
+      assert.are.equal("0123456789abcdef0123456789abcdef", resp.headers["x-api-requestid"])
+      assert.are.equal("text/html", resp.headers["content-type"])
+      assert.are.equal('{"code":"0","message":"成功"}', resp.body)
+      session:close()
+    end)
+
+    it("sends the given headers", function()
+      local session = core.session()
+      local headers = assert(core.sign{ secret_id = "id", secret_key = "k", date = 0 })
+      local resp = assert(session:request{ url = base .. "/echo-headers", headers = headers })
+      assert.are.equal("Thu, 01 Jan 1970 00:00:00 GMT|market|" .. headers.Authorization, resp.body)
+    end)
+
+    it("reuses its connection across calls", function()
+      local session = core.session()
+      local first = assert(session:request{ url = base .. "/json" })
+      local second = assert(session:request{ url = base .. "/json" })
+      assert.is_false(first.reused)
+      assert.is_true(second.reused)
+    end)
+
+    it("keeps non-2xx answers as responses", function()
+      local resp = assert(core.session():request{ url = base .. "/status?code=502" })
+      assert.are.equal(502, resp.status)
+      assert.are.equal("<html>err</html>", resp.body)
+    end)
+
+    it("caps the body at 8 MiB by default, and at max_body when given", function()
+      local session = core.session()
+      local resp, err = session:request{ url = base .. "/big" }
+      assert.is_nil(resp)
+      assert.are.equal("too_large", err.kind)
+      assert.is_true(err.sent)
+      resp, err = session:request{ url = base .. "/json", max_body = 10 }
+      assert.is_nil(resp)
+      assert.are.equal("too_large", err.kind)
+      assert.truthy(assert(core.session{ max_body = 16 * 1024 * 1024 }:request{ url = base .. "/big" }))
+    end)
+
+    it("times out after a fractional total timeout, saying the request was sent", function()
+      local resp, err = core.session():request{ url = base .. "/slow?s=5", timeout = 0.2 }
+      assert.is_nil(resp)
+      assert.are.equal("timeout", err.kind)
+      assert.is_true(err.sent)
+    end)
+
+    it("tells connection refused and DNS failures apart, as never sent", function()
+      local session = core.session()
+      -- A port nginx has just released: nothing listens there.
+      local closed = assert(nginx.start{ http = "server { listen 127.0.0.1:${PORT}; return 204; }" })
+      closed:stop()
+      local _, err = session:request{ url = "http://127.0.0.1:" .. closed.port .. "/" }
+      assert.are.same({ "connect", false }, { err.kind, err.sent })
+      -- A label over 63 bytes: the resolver refuses it locally, so no DNS query leaves the machine.
+      _, err = session:request{ url = "http://" .. string.rep("a", 64) .. ".invalid/" }
+      assert.are.same({ "dns", false }, { err.kind, err.sent })
+    end)
+
+    it("verifies TLS by default: a plain-HTTP peer fails the handshake as tls", function()
+      local _, err = core.session():request{ url = "https://127.0.0.1:" .. server.port .. "/json" }
+      assert.are.same({ "tls", false }, { err.kind, err.sent })
+    end)
+
+    it("refuses header values with CR or LF instead of sending them", function()
+      local resp, err = core.session():request{ url = base .. "/json", headers = { ["X-A"] = "a\r\nX-B: b" } }
+      assert.is_nil(resp)
+      assert.are.equal("invalid_request", err.kind)
+      resp, err = core.session():request{ url = base .. "/json\r\nX: y" }
+      assert.is_nil(resp)
+      assert.are.equal("invalid_request", err.kind)
+    end)
+
+    it("raises on wrong option types", function()
+      assert.has_error(function() core.session{ timeout = "10" } end)
+      assert.has_error(function() core.session():request{ url = base, timeout = "1" } end)
+      assert.has_error(function() core.session():request{ url = base, headers = { 1 } } end)
+      assert.has_error(function() core.session():request("url") end)
+    end)
   end)
 
-  it("sends the given headers", function()
-    local session = core.session()
-    local headers = assert(core.sign{ secret_id = "id", secret_key = "k", date = 0 })
-    local resp = assert(session:request{ url = base .. "/echo-headers", headers = headers })
-    assert.are.equal("Thu, 01 Jan 1970 00:00:00 GMT|market|" .. headers.Authorization, resp.body)
-  end)
+  describe("core.session multi interface", function()
 
-  it("reuses its connection across calls", function()
-    local session = core.session()
-    local first = assert(session:request{ url = base .. "/json" })
-    local second = assert(session:request{ url = base .. "/json" })
-    assert.is_false(first.reused)
-    assert.is_true(second.reused)
-  end)
-
-  it("keeps non-2xx answers as responses", function()
-    local resp = assert(core.session():request{ url = base .. "/status?code=502" })
-    assert.are.equal(502, resp.status)
-    assert.are.equal("<html>err</html>", resp.body)
-  end)
-
-  it("caps the body at 8 MiB by default, and at max_body when given", function()
-    local session = core.session()
-    local resp, err = session:request{ url = base .. "/big" }
-    assert.is_nil(resp)
-    assert.are.equal("too_large", err.kind)
-    assert.is_true(err.sent)
-    resp, err = session:request{ url = base .. "/json", max_body = 10 }
-    assert.is_nil(resp)
-    assert.are.equal("too_large", err.kind)
-    assert.truthy(assert(core.session{ max_body = 16 * 1024 * 1024 }:request{ url = base .. "/big" }))
-  end)
-
-  it("times out after a fractional total timeout, saying the request was sent", function()
-    local resp, err = core.session():request{ url = base .. "/slow?s=5", timeout = 0.2 }
-    assert.is_nil(resp)
-    assert.are.equal("timeout", err.kind)
-    assert.is_true(err.sent)
-  end)
-
-  it("tells connection refused and DNS failures apart, as never sent", function()
-    local session = core.session()
-    -- A port nginx has just released: nothing listens there.
-    local closed = assert(nginx.start{ http = "server { listen 127.0.0.1:${PORT}; return 204; }" })
-    closed:stop()
-    local _, err = session:request{ url = "http://127.0.0.1:" .. closed.port .. "/" }
-    assert.are.same({ "connect", false }, { err.kind, err.sent })
-    -- A label over 63 bytes: the resolver refuses it locally, so no DNS query leaves the machine.
-    _, err = session:request{ url = "http://" .. string.rep("a", 64) .. ".invalid/" }
-    assert.are.same({ "dns", false }, { err.kind, err.sent })
-  end)
-
-  it("verifies TLS by default: a plain-HTTP peer fails the handshake as tls", function()
-    local _, err = core.session():request{ url = "https://127.0.0.1:" .. server.port .. "/json" }
-    assert.are.same({ "tls", false }, { err.kind, err.sent })
-  end)
-
-  it("refuses header values with CR or LF instead of sending them", function()
-    local resp, err = core.session():request{ url = base .. "/json", headers = { ["X-A"] = "a\r\nX-B: b" } }
-    assert.is_nil(resp)
-    assert.are.equal("invalid_request", err.kind)
-    resp, err = core.session():request{ url = base .. "/json\r\nX: y" }
-    assert.is_nil(resp)
-    assert.are.equal("invalid_request", err.kind)
-  end)
-
-  it("raises on wrong option types", function()
-    assert.has_error(function() core.session{ timeout = "10" } end)
-    assert.has_error(function() core.session():request{ url = base, timeout = "1" } end)
-    assert.has_error(function() core.session():request{ url = base, headers = { 1 } } end)
-    assert.has_error(function() core.session():request("url") end)
-  end)
-end)
-
-describe("core.session multi interface", function()
-  local server, base
-  lazy_setup(function()
-    server = assert(nginx.start{ http = HTTP })
-    base = "http://127.0.0.1:" .. server.port
-  end)
-  lazy_teardown(function() server:stop() end)
-
-  it("runs many requests at once and returns each completion once", function()
-    local session = core.session()
-    local ids = {}
-    for i = 1, 20 do ids[assert(session:submit{ url = base .. "/slow?s=0.2" })] = i end
-    assert.are.equal(20, session:pending())
-    local seen, rounds = {}, 0
-    while session:pending() > 0 and rounds < 1000 do
-      rounds = rounds + 1
-      for _, done in ipairs(session:perform(5)) do
-        assert.is_nil(seen[done.id])
-        seen[done.id] = true
-        assert.are.equal("late", done.response.body)
+    it("runs many requests at once and returns each completion once", function()
+      local session = core.session()
+      local ids = {}
+      for i = 1, 20 do ids[assert(session:submit{ url = base .. "/slow?s=0.2" })] = i end
+      assert.are.equal(20, session:pending())
+      local seen, rounds = {}, 0
+      while session:pending() > 0 and rounds < 1000 do
+        rounds = rounds + 1
+        for _, done in ipairs(session:perform(5)) do
+          assert.is_nil(seen[done.id])
+          seen[done.id] = true
+          assert.are.equal("late", done.response.body)
+        end
       end
-    end
-    local count = 0
-    for id in pairs(ids) do
-      assert.is_true(seen[id])
-      count = count + 1
-    end
-    assert.are.equal(20, count)
+      local count = 0
+      for id in pairs(ids) do
+        assert.is_true(seen[id])
+        count = count + 1
+      end
+      assert.are.equal(20, count)
+    end)
+
+    it("returns at once with nothing when polled with 0 and nothing is done", function()
+      local session = core.session()
+      session:submit{ url = base .. "/slow?s=1" }
+      assert.are.same({}, session:perform(0))
+      assert.are.equal(1, session:pending())
+    end)
+
+    it("waits in poll, not in a busy loop", function()
+      local session = core.session()
+      session:submit{ url = base .. "/slow?s=2" }
+      local cpu0, wall0 = os.clock(), core.monotime()
+      local done = session:perform(0.5)
+      local cpu, wall = os.clock() - cpu0, core.monotime() - wall0
+      assert.are.same({}, done)
+      assert.is_true(wall >= 0.45, "perform returned early: " .. wall)
+      -- A busy loop would burn about as much CPU as wall time.
+      assert.is_true(cpu < wall / 5, ("cpu %.3fs for %.3fs of waiting"):format(cpu, wall))
+    end)
+
+    it("reports failures per transfer", function()
+      local session = core.session()
+      local slow = session:submit{ url = base .. "/slow?s=5", timeout = 0.2 }
+      local fine = session:submit{ url = base .. "/json" }
+      local results = {}
+      while session:pending() > 0 do
+        for _, done in ipairs(session:perform(5)) do results[done.id] = done end
+      end
+      assert.are.equal("timeout", results[slow].error.kind)
+      assert.is_nil(results[slow].response)
+      assert.are.equal(200, results[fine].response.status)
+    end)
+
+    it("cancels a transfer in flight", function()
+      local session = core.session()
+      local id = session:submit{ url = base .. "/slow?s=5" }
+      assert.is_true(session:cancel(id))
+      assert.is_false(session:cancel(id))
+      assert.are.equal(0, session:pending())
+    end)
+
+    it("reuses connections between multi transfers", function()
+      local session = core.session()
+      session:submit{ url = base .. "/json" }
+      local first = session:perform(5)[1]
+      session:submit{ url = base .. "/json" }
+      local second = session:perform(5)[1]
+      assert.is_false(first.response.reused)
+      assert.is_true(second.response.reused)
+    end)
   end)
 
-  it("returns at once with nothing when polled with 0 and nothing is done", function()
-    local session = core.session()
-    session:submit{ url = base .. "/slow?s=1" }
-    assert.are.same({}, session:perform(0))
-    assert.are.equal(1, session:pending())
-  end)
-
-  it("waits in poll, not in a busy loop", function()
-    local session = core.session()
-    session:submit{ url = base .. "/slow?s=2" }
-    local cpu0, wall0 = os.clock(), core.monotime()
-    local done = session:perform(0.5)
-    local cpu, wall = os.clock() - cpu0, core.monotime() - wall0
-    assert.are.same({}, done)
-    assert.is_true(wall >= 0.45, "perform returned early: " .. wall)
-    -- A busy loop would burn about as much CPU as wall time.
-    assert.is_true(cpu < wall / 5, ("cpu %.3fs for %.3fs of waiting"):format(cpu, wall))
-  end)
-
-  it("reports failures per transfer", function()
-    local session = core.session()
-    local slow = session:submit{ url = base .. "/slow?s=5", timeout = 0.2 }
-    local fine = session:submit{ url = base .. "/json" }
-    local results = {}
-    while session:pending() > 0 do
-      for _, done in ipairs(session:perform(5)) do results[done.id] = done end
-    end
-    assert.are.equal("timeout", results[slow].error.kind)
-    assert.is_nil(results[slow].response)
-    assert.are.equal(200, results[fine].response.status)
-  end)
-
-  it("cancels a transfer in flight", function()
-    local session = core.session()
-    local id = session:submit{ url = base .. "/slow?s=5" }
-    assert.is_true(session:cancel(id))
-    assert.is_false(session:cancel(id))
-    assert.are.equal(0, session:pending())
-  end)
-
-  it("reuses connections between multi transfers", function()
-    local session = core.session()
-    session:submit{ url = base .. "/json" }
-    local first = session:perform(5)[1]
-    session:submit{ url = base .. "/json" }
-    local second = session:perform(5)[1]
-    assert.is_false(first.response.reused)
-    assert.is_true(second.response.reused)
-  end)
 end)
 
 describe("core.json_decode", function()

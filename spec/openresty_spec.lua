@@ -104,25 +104,33 @@ local function curl_parallel(config_path)
     .. "-w '%{http_code} %{filename_effective}\\n' -K " .. q(config_path) .. " 2>&1")
 end
 
+-- The sandbox (report latency in ms), the example service in front of it with
+-- its credentials in the environment, and a scratch directory.
+local function start_example(latency_ms, workers, extra_http)
+  local sb = assert(sandbox.start{ latency_ms = latency_ms })
+  local server = assert(start_with_env({
+    http = example_http() .. (extra_http or ""), workers = workers, main = example_env_lines(),
+    lua_path = LUA_PATH, lua_cpath = LUA_CPATH,
+  }, {
+    MAINTENANCE_REPORT_SECRET_ID = sb.secret_id, MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
+    MAINTENANCE_REPORT_ENDPOINT = sb.base_url,
+  }))
+  return sb, server, shell.run("mktemp -d")
+end
+
+local function stop_example(sb, server, dir)
+  if server then server:stop() end
+  if sb then sb:stop() end
+  if dir then shell.run("rm -rf " .. q(dir)) end
+end
+
 describe("examples/openresty", function()
   local sb, server, base, dir
   lazy_setup(function()
-    sb = assert(sandbox.start{ latency_ms = 1000 })
-    server = assert(start_with_env({
-      http = example_http() .. PHASE_SERVER, workers = 1, main = example_env_lines(),
-      lua_path = LUA_PATH, lua_cpath = LUA_CPATH,
-    }, {
-      MAINTENANCE_REPORT_SECRET_ID = sb.secret_id, MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
-      MAINTENANCE_REPORT_ENDPOINT = sb.base_url,
-    }))
+    sb, server, dir = start_example(1000, 1, PHASE_SERVER)
     base = "http://127.0.0.1:" .. server.port
-    dir = shell.run("mktemp -d")
   end)
-  lazy_teardown(function()
-    if server then server:stop() end
-    if sb then sb:stop() end
-    if dir then shell.run("rm -rf " .. q(dir)) end
-  end)
+  lazy_teardown(function() stop_example(sb, server, dir) end)
 
   it("buys each VIN once under 60 concurrent requests, while /health stays fast", function()
     local vins, shared_vin = {}, sandbox.scenario_vin("normal", 9000)
@@ -239,22 +247,8 @@ end)
 
 describe("examples/openresty across workers", function()
   local sb, server, dir
-  lazy_setup(function()
-    sb = assert(sandbox.start{ latency_ms = 300 })
-    server = assert(start_with_env({
-      http = example_http(), workers = 4, main = example_env_lines(),
-      lua_path = LUA_PATH, lua_cpath = LUA_CPATH,
-    }, {
-      MAINTENANCE_REPORT_SECRET_ID = sb.secret_id, MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
-      MAINTENANCE_REPORT_ENDPOINT = sb.base_url,
-    }))
-    dir = shell.run("mktemp -d")
-  end)
-  lazy_teardown(function()
-    if server then server:stop() end
-    if sb then sb:stop() end
-    if dir then shell.run("rm -rf " .. q(dir)) end
-  end)
+  lazy_setup(function() sb, server, dir = start_example(300, 4) end)
+  lazy_teardown(function() stop_example(sb, server, dir) end)
 
   it("collapses 20 concurrent requests for one VIN into one order with 4 workers", function()
     local vin = sandbox.scenario_vin("normal", 7)
