@@ -11,7 +11,9 @@ description = {
 Signs requests with the gateway's key-pair HMAC (OpenSSL), talks HTTP through
 libcurl with connection reuse and a non-blocking multi interface, decodes JSON
 with lua-cjson, validates VINs and plates before paying, polls orders into
-normalized reports, and ships a local sandbox of the API on nginx-lua.
+normalized reports. The CLI `maintenance-report` is installed too. The local
+sandbox of the API (nginx-lua) is a separate rock, maintenance-report-sandbox,
+so that a library install carries no test tooling.
 ]],
   license = "MIT",
   labels = { "http", "api", "vin", "openresty" },
@@ -48,27 +50,11 @@ build = {
     ["maintenance_report.client"] = "lua/maintenance_report/client.lua",
     ["maintenance_report.errors"] = "lua/maintenance_report/errors.lua",
     ["maintenance_report"] = "lua/maintenance_report/init.lua",
-    ["maintenance_report.nginx"] = "lua/maintenance_report/nginx.lua",
     ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",
     ["maintenance_report.render.html"] = "lua/maintenance_report/render/html.lua",
     ["maintenance_report.render.json"] = "lua/maintenance_report/render/json.lua",
     ["maintenance_report.render.text"] = "lua/maintenance_report/render/text.lua",
-    ["maintenance_report.sandbox.cli"] = "lua/maintenance_report/sandbox/cli.lua",
-    ["maintenance_report.sandbox.faults"] = "lua/maintenance_report/sandbox/faults.lua",
-    ["maintenance_report.sandbox.gateway"] = "lua/maintenance_report/sandbox/gateway.lua",
-    ["maintenance_report.sandbox.handler"] = "lua/maintenance_report/sandbox/handler.lua",
-    ["maintenance_report.sandbox.hmac"] = "lua/maintenance_report/sandbox/hmac.lua",
-    ["maintenance_report.sandbox"] = "lua/maintenance_report/sandbox/init.lua",
-    ["maintenance_report.sandbox.json"] = "lua/maintenance_report/sandbox/json.lua",
-    ["maintenance_report.sandbox.nginx_conf"] = "lua/maintenance_report/sandbox/nginx_conf.lua",
-    ["maintenance_report.sandbox.prng"] = "lua/maintenance_report/sandbox/prng.lua",
-    ["maintenance_report.sandbox.reports"] = "lua/maintenance_report/sandbox/reports.lua",
-    ["maintenance_report.sandbox.scenarios"] = "lua/maintenance_report/sandbox/scenarios.lua",
-    ["maintenance_report.sandbox.state"] = "lua/maintenance_report/sandbox/state.lua",
-    ["maintenance_report.sandbox.vin"] = "lua/maintenance_report/sandbox/vin.lua",
-    ["maintenance_report.sandbox.wmi"] = "lua/maintenance_report/sandbox/wmi.lua",
     ["maintenance_report.scheduler"] = "lua/maintenance_report/scheduler.lua",
-    ["maintenance_report.shell"] = "lua/maintenance_report/shell.lua",
     ["maintenance_report.transport.curl"] = "lua/maintenance_report/transport/curl.lua",
     ["maintenance_report.transport.ngx"] = "lua/maintenance_report/transport/ngx.lua",
     ["maintenance_report.validate"] = "lua/maintenance_report/validate.lua",

@@ -3,8 +3,8 @@
 -- by side in one process; they are never tests. Scripts load this with
 --   package.path = <bench dir> .. "/?.lua;" .. package.path; require "benchlib"
 local core = require "maintenance_report.core"
-local nginx = require "maintenance_report.nginx"
-local shell = require "maintenance_report.shell"
+local nginx = require "maintenance_report_sandbox.nginx_runner"
+local shell = require "maintenance_report_sandbox.shell"
 
 local M = {}
 

@@ -20,7 +20,7 @@ local bench_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = bench_dir .. "/?.lua;" .. package.path
 local B = require "benchlib"
 local client = require "maintenance_report.client"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 
 local ORDERS = math.floor(B.env_number("BENCH_POLL_ORDERS", 5000))
 local CONCURRENCY = math.floor(B.env_number("BENCH_POLL_CONCURRENCY", 200))

@@ -70,7 +70,7 @@ local function main(args)
       os.exit(2)
     end
   else
-    local sandbox = require "maintenance_report.sandbox"
+    local sandbox = require "maintenance_report_sandbox"
     sb = assert(sandbox.start{ latency_ms = 1000 })
     endpoint, id, key = sb.base_url, sb.secret_id, sb.secret_key
     vins = {}

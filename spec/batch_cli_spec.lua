@@ -1,7 +1,7 @@
 -- `maintenance-report batch` against the sandbox: output lines, summary and cost,
 -- --strict, the rate limit and the concurrency cap measured at the sandbox, and
 -- the journal surviving a SIGKILL without any VIN ever being ordered twice.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
 
 local function normal_vins(n, offset)

@@ -1,6 +1,6 @@
 -- The CLI's subcommands against the local sandbox (127.0.0.1 only), run as
 -- `lua5.4 bin/maintenance-report …` subprocesses, as users run them.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
 local parse_html = require "helpers.html_parse"
 

@@ -1,5 +1,5 @@
 -- Exit codes for every error class, one-line errors with hints, no tracebacks, no secrets.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
 local common = require "maintenance_report.cli.common"
 local errors = require "maintenance_report.errors"

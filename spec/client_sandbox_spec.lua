@@ -1,6 +1,6 @@
 -- End to end: the client against the local sandbox (real nginx, real HTTP).
 local mr = require "maintenance_report"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 
 local NORMAL_VIN = "WBAXW1104J0X16755" -- a published VIN: WMI WBA (BMW)
 

@@ -1,6 +1,6 @@
 -- The C core's libcurl session against a private nginx on loopback.
 local core = require "maintenance_report.core"
-local nginx = require "maintenance_report.nginx"
+local nginx = require "maintenance_report_sandbox.nginx_runner"
 
 local HTTP = [[
   server {

@@ -2,7 +2,7 @@
 -- (mr.new{yield=}) against the sandbox, over the real curl multi transport.
 local core = require "maintenance_report.core"
 local mr = require "maintenance_report"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 
 local LATENCY = 0.5 -- seconds the sandbox takes to make a report
 

@@ -1,8 +1,8 @@
 -- The OpenResty example (examples/openresty) on a real nginx + lua-nginx-module,
 -- against the sandbox; and the cosocket transport's TLS path.
 local core = require "maintenance_report.core"
-local nginx = require "maintenance_report.nginx"
-local sandbox = require "maintenance_report.sandbox"
+local nginx = require "maintenance_report_sandbox.nginx_runner"
+local sandbox = require "maintenance_report_sandbox"
 local shell = require "helpers.shell"
 
 local q = shell.quote

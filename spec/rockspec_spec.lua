@@ -3,17 +3,28 @@ local function read(path)
   return assert(require("helpers.shell").read_file(path))
 end
 
-local function load_rockspec()
+local function load_rockspec(file)
   local env = {}
   local chunk
+  file = file or "maintenance-report-scm-1.rockspec"
   if setfenv then
-    chunk = assert(loadstring(read("maintenance-report-scm-1.rockspec")))
+    chunk = assert(loadstring(read(file)))
     setfenv(chunk, env)
   else
-    chunk = assert(load(read("maintenance-report-scm-1.rockspec"), "rockspec", "t", env))
+    chunk = assert(load(read(file), "rockspec", "t", env))
   end
   chunk()
   return env
+end
+
+-- name=file for every Lua module a rockspec lists.
+local function listed_modules(rockspec)
+  local listed = {}
+  for name, src in pairs(rockspec.build.modules) do
+    if type(src) == "string" then listed[#listed + 1] = name .. "=" .. src end
+  end
+  table.sort(listed)
+  return listed
 end
 
 local function lines(command)
@@ -35,19 +46,32 @@ describe("maintenance-report-scm-1.rockspec", function()
     assert.truthy(table.concat(rockspec.dependencies, " "):find("lua-cjson", 1, true))
   end)
 
-  it("lists every Lua module under lua/ and nothing else", function()
-    local listed = {}
-    for name, src in pairs(rockspec.build.modules) do
-      if type(src) == "string" then listed[#listed + 1] = name .. "=" .. src end
-    end
-    table.sort(listed)
+  local function present_under(dir)
     local present = {}
-    for _, file in ipairs(lines("find lua -name '*.lua'")) do
+    for _, file in ipairs(lines("find lua/" .. dir .. " -name '*.lua'")) do
       local name = file:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
       present[#present + 1] = name .. "=" .. file
     end
     table.sort(present)
-    assert.are.same(present, listed)
+    return present
+  end
+
+  it("lists every Lua module under lua/maintenance_report/ and nothing else", function()
+    assert.are.same(present_under("maintenance_report"), listed_modules(rockspec))
+  end)
+
+  it("leaves the sandbox and its nginx and shell tooling to the sandbox rock", function()
+    local sandbox_rock = load_rockspec("maintenance-report-sandbox-scm-1.rockspec")
+    assert.are.same(present_under("maintenance_report_sandbox"), listed_modules(sandbox_rock))
+    assert.truthy(table.concat(sandbox_rock.dependencies, " "):find("maintenance-report", 1, true))
+    for _, entry in ipairs(listed_modules(rockspec)) do
+      assert.is_nil(entry:find("sandbox", 1, true), entry)
+      assert.is_nil(entry:find("nginx", 1, true), entry)
+      assert.is_nil(entry:find("shell", 1, true), entry)
+    end
+    -- Every directory under lua/ belongs to one of the two rocks.
+    local dirs = lines("ls lua")
+    assert.are.same({ "maintenance_report", "maintenance_report_sandbox" }, dirs)
   end)
 
   it("compiles the same C sources as the Makefile", function()

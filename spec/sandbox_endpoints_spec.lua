@@ -1,6 +1,6 @@
 -- The sandbox's two vendor endpoints: shapes against the vendor's own sample
 -- responses, order counting, and the pending -> ready transition.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local http = require "helpers.sandbox_http"
 
 local function fixture(name)

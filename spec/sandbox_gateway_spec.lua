@@ -1,6 +1,6 @@
 -- The sandbox gateway: HMAC authentication rules, exact statuses and
 -- messages (shared/reference/api.md), 404s and the headers on every answer.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local http = require "helpers.sandbox_http"
 
 local VIN = "WBAXW1104J0X16755" -- a valid VIN from api.md

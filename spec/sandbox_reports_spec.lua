@@ -1,8 +1,8 @@
 -- Generated reports: plausible, self-consistent, in the vendor's quirky
 -- format, and byte-for-byte deterministic per VIN (across workers,
 -- restarts, and Lua 5.4 vs LuaJIT).
-local sandbox = require "maintenance_report.sandbox"
-local reports = require "maintenance_report.sandbox.reports"
+local sandbox = require "maintenance_report_sandbox"
+local reports = require "maintenance_report_sandbox.reports"
 local http = require "helpers.sandbox_http"
 
 -- Independent date arithmetic: whole days since 1970-01-01 by counting.
@@ -190,7 +190,7 @@ describe("generated report", function()
 
   it("is the same bytes under Lua 5.4 and LuaJIT (nginx runs LuaJIT)", function()
     local script = "package.path='lua/?.lua;lua/?/init.lua;'..package.path;"
-      .. "local r=require'maintenance_report.sandbox.reports';"
+      .. "local r=require'maintenance_report_sandbox.reports';"
       .. "io.write(r.ready_json('SALGS2EF8EA102383'), r.ready_json('LRW3E7EK1NC000123'))"
     local out54, rc54 = http.sh("lua5.4 -e " .. http.quote(script))
     local outjit, rcjit = http.sh("luajit -e " .. http.quote(script))

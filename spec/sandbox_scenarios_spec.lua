@@ -1,6 +1,6 @@
 -- Scenario VINs: valid by check digit, and each one triggers its behaviour on
 -- the phase it names, over raw HTTP.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local http = require "helpers.sandbox_http"
 
 -- Independent check-digit computation (GB 16735 / ISO 3779), used to judge

@@ -1,7 +1,7 @@
 -- The vendor's own Python sample clients, unchanged except for the URL, the
 -- credentials and (for the report) the order id, must work against the
 -- sandbox.
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local http = require "helpers.sandbox_http"
 
 local VENDOR_BASE = "https://service-plb7hsqv-1257199080.ap-shanghai.apigateway.myqcloud.com/release"

@@ -5,7 +5,7 @@
 -- fault server quotes the key in every broken body, as a server reflecting it
 -- would. And: values with CR or LF never reach a header or a URL.
 local mr = require "maintenance_report"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local fm = require "helpers.fault_matrix"
 local fake = require "helpers.fake_transport"
 

@@ -4,7 +4,7 @@
 -- (spec/helpers/certs.lua): a throwaway CA, a server certificate for
 -- localhost/127.0.0.1, one for another host name and a self-signed one.
 local mr = require "maintenance_report"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local certs_lib = require "helpers.certs"
 
 local VIN = "WBAXW1104J0X16755"

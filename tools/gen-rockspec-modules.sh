@@ -1,8 +1,10 @@
 #!/bin/sh
-# Prints the rockspec's Lua module lines for every file under lua/ (sorted),
-# so the rockspec can be checked or refreshed: the spec compares them.
+# Prints a rockspec's Lua module lines (sorted) for the files under lua/DIR,
+# where DIR is the rock's top-level namespace (maintenance_report or
+# maintenance_report_sandbox), so the rockspec can be checked or refreshed.
 cd "$(dirname "$0")/.." || exit 2
-find lua -name '*.lua' | LC_ALL=C sort | while read -r f; do
+dir=${1:-maintenance_report}
+find "lua/$dir" -name '*.lua' | LC_ALL=C sort | while read -r f; do
     mod=$(echo "$f" | sed -e 's|^lua/||' -e 's|/init\.lua$||' -e 's|\.lua$||' -e 's|/|.|g')
     printf '    ["%s"] = "%s",\n' "$mod" "$f"
 done

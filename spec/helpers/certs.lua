@@ -11,7 +11,7 @@ local M = {}
 local quote = shell.quote
 local run = shell.run
 -- Output and exit status, never raising (what callers of M.sh expect).
-local sh = require("maintenance_report.shell").run
+local sh = require("maintenance_report_sandbox.shell").run
 
 local write = shell.write_file
 

@@ -6,7 +6,7 @@
 -- it asserts nothing: the expected outcomes live in the specs.
 local mr = require "maintenance_report"
 local core = require "maintenance_report.core"
-local sandbox = require "maintenance_report.sandbox"
+local sandbox = require "maintenance_report_sandbox"
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -21,7 +21,7 @@ M.MAX_BODY = 16 * 1024
 M.ORDER_RETRIES = 2  -- only failures that provably never left may use them
 M.REPORT_RETRIES = 1 -- reads: a retryable fault shows as two attempts
 
-local shell = require "maintenance_report.shell"
+local shell = require "maintenance_report_sandbox.shell"
 
 local quote = shell.quote
 M.quote = quote

@@ -3,7 +3,7 @@
 -- project's C signer, so the specs check them rather than repeat them.
 local cjson = require "cjson.safe"
 
-local shell = require "maintenance_report.shell" -- plain popen, no sandbox code
+local shell = require "maintenance_report_sandbox.shell" -- plain popen, no sandbox code
 
 local M = {}
 

@@ -1,5 +1,5 @@
 -- Shell and file helpers for specs, over the library's own shell module.
-local lib = require "maintenance_report.shell"
+local lib = require "maintenance_report_sandbox.shell"
 
 local shell = { quote = lib.quote }
 

@@ -296,7 +296,7 @@ end
 local function shell_word(s)
   s = tostring(s)
   if s:find("^[%w@%%+=:,./_-]+$") then return s end -- readable when it needs no quotes
-  return require("maintenance_report.shell").quote(s)
+  return require("maintenance_report_sandbox.shell").quote(s)
 end
 common.shell_word = shell_word
 

@@ -124,7 +124,7 @@ end
 -- A lock, so that two runs never share a journal (and so never order twice)
 ---------------------------------------------------------------------------
 
-local q = require("maintenance_report.shell").quote
+local q = require("maintenance_report_sandbox.shell").quote
 
 local function sh_ok(command)
   local a, _, c = os.execute(command)

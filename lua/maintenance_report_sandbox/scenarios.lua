@@ -13,7 +13,7 @@
 --   14-17 parameter, 4 digits; its meaning depends on the scenario
 --
 -- Plain Lua, no ngx: used by the nginx handler and by client code and specs.
-local vinlib = require "maintenance_report.sandbox.vin"
+local vinlib = require "maintenance_report_sandbox.vin"
 
 local M = {}
 

@@ -14,7 +14,7 @@
 --   8. unknown id                              -> cannot be verified
 --   9. signature                               -> does not match
 local bit = require "bit"
-local hmac = require "maintenance_report.sandbox.hmac"
+local hmac = require "maintenance_report_sandbox.hmac"
 
 local M = {}
 

@@ -1,7 +1,7 @@
 -- Sandbox state in lua_shared_dicts, so that every nginx worker sees the same
 -- orders and counters. Only the functions touch ngx; the dict table is also
 -- read by the config generator outside nginx.
-local json = require "maintenance_report.sandbox.json"
+local json = require "maintenance_report_sandbox.json"
 
 local M = {}
 

@@ -2,14 +2,14 @@
 -- emulates the API gateway and both vendor endpoints on 127.0.0.1, and stops
 -- it again. Plain Lua (5.1/LuaJIT/5.4) driving shell utilities; no luaposix.
 --
---   local sandbox = require "maintenance_report.sandbox"
+--   local sandbox = require "maintenance_report_sandbox"
 --   local sb = assert(sandbox.start{ pending_polls = 2 })
 --   -- sb.base_url, sb.port, sb.secret_id, sb.secret_key
 --   sb:stats(); sb:reset(); sb:stop()
-local nginx = require "maintenance_report.nginx"
-local nginx_conf = require "maintenance_report.sandbox.nginx_conf"
-local scenarios = require "maintenance_report.sandbox.scenarios"
-local shell = require "maintenance_report.shell"
+local nginx = require "maintenance_report_sandbox.nginx_runner"
+local nginx_conf = require "maintenance_report_sandbox.nginx_conf"
+local scenarios = require "maintenance_report_sandbox.scenarios"
+local shell = require "maintenance_report_sandbox.shell"
 
 local q = shell.quote
 
@@ -35,10 +35,10 @@ end
 -- Directory holding maintenance_report/ (nginx loads the handler from there).
 local function lua_root()
   local src = debug.getinfo(1, "S").source
-  local root = src:match("^@(.*)/maintenance_report/sandbox/init%.lua$")
+  local root = src:match("^@(.*)/maintenance_report_sandbox/init%.lua$")
   if not root and package.searchpath then
-    local path = package.searchpath("maintenance_report.sandbox.handler", package.path)
-    root = path and path:match("^(.*)/maintenance_report/sandbox/handler%.lua$")
+    local path = package.searchpath("maintenance_report_sandbox.handler", package.path)
+    root = path and path:match("^(.*)/maintenance_report_sandbox/handler%.lua$")
   end
   root = root or "."
   if root:sub(1, 1) ~= "/" then

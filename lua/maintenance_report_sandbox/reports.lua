@@ -1,10 +1,10 @@
 -- Deterministic report generator: the same VIN always yields the same bytes,
 -- in any worker, after any restart, under Lua 5.4 or LuaJIT. Everything is
 -- drawn from a PRNG seeded by the VIN; nothing reads the clock.
-local json = require "maintenance_report.sandbox.json"
-local prng = require "maintenance_report.sandbox.prng"
-local vinlib = require "maintenance_report.sandbox.vin"
-local wmi = require "maintenance_report.sandbox.wmi"
+local json = require "maintenance_report_sandbox.json"
+local prng = require "maintenance_report_sandbox.prng"
+local vinlib = require "maintenance_report_sandbox.vin"
+local wmi = require "maintenance_report_sandbox.wmi"
 
 local M = {}
 

@@ -1,7 +1,7 @@
 -- Runs a private nginx (Debian's, with lua-nginx-module) from a temp prefix on
 -- loopback: for the sandbox, the specs and the benchmarks. Never touches /etc/nginx.
 -- Plain Lua 5.1/5.4 with shell utilities, since Lua 5.4 has no posix module here.
-local shell = require "maintenance_report.shell"
+local shell = require "maintenance_report_sandbox.shell"
 
 local q = shell.quote
 

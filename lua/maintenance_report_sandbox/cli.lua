@@ -27,7 +27,7 @@ end
 -- (so a signal sent after the line is always handled), then waits on the
 -- nginx master; on a signal, or if nginx dies by itself, cleans up.
 local function foreground_script(sandbox, sb, ready_line)
-  local q = require("maintenance_report.shell").quote
+  local q = require("maintenance_report_sandbox.shell").quote
   local wd = sb.watchdog_pid and string.format("kill -TERM %d 2>/dev/null; ", sb.watchdog_pid) or ""
   return sandbox.STOP_FN .. string.format([[
 trap 'trap "" INT TERM HUP; kill $! 2>/dev/null; %sstop_nginx %d %s; echo "sandbox stopped" >&2; exit 0' INT TERM HUP
@@ -41,7 +41,7 @@ exit 1
 end
 
 function M.run(args)
-  local sandbox = require "maintenance_report.sandbox"
+  local sandbox = require "maintenance_report_sandbox"
   local sb, err = sandbox.start {
     port = args.port,
     secret_id = args.secret_id,

@@ -1,10 +1,10 @@
 -- Request entry points inside nginx: the gateway in front, then the vendor's
 -- two endpoints; plus the loopback-only admin endpoints.
-local faults = require "maintenance_report.sandbox.faults"
-local gateway = require "maintenance_report.sandbox.gateway"
-local reports = require "maintenance_report.sandbox.reports"
-local scenarios = require "maintenance_report.sandbox.scenarios"
-local state = require "maintenance_report.sandbox.state"
+local faults = require "maintenance_report_sandbox.faults"
+local gateway = require "maintenance_report_sandbox.gateway"
+local reports = require "maintenance_report_sandbox.reports"
+local scenarios = require "maintenance_report_sandbox.scenarios"
+local state = require "maintenance_report_sandbox.state"
 
 local M = {}
 
