@@ -12,7 +12,8 @@ LIBS     = $(PKG_LIBS) -lpthread
 LUA54_INC  ?= /usr/include/lua5.4
 LUAJIT_INC ?= /usr/include/luajit-2.1
 
-SRC  = src/core.c src/sign.c src/buf.c src/transfer.c src/session.c src/multi.c src/json.c src/os.c src/normalize.c
+# Every C file directly under src/ is part of the core (the rockspec lists the same).
+SRC  = $(sort $(wildcard src/*.c))
 HDRS = $(wildcard src/*.h)
 
 CORE54  = build/lua5.4/maintenance_report/core.so
