@@ -24,15 +24,16 @@ local function simulate_work(seconds)
 end
 
 --- Runs the loop until every query is done (or max_frames). opts: client, vins,
---- work (seconds of simulated work per frame, default 5 ms), max_frames, on_report(vin, report, err).
+--- work (seconds of simulated work per frame, default 5 ms), max_frames (then what is
+--- left is cancelled), on_report(vin, report, err).
 --- Returns {frames=, slow_frames=, max_frame=, step_times={…}, max_step=, results={vin={report, err}}}.
 function M.run(opts)
   local client = opts.client
   local stats = { frames = 0, slow_frames = 0, max_frame = 0, step_times = {}, max_step = 0, results = {} }
-  local running = 0
+  local running, handles = 0, {}
   for _, vin in ipairs(opts.vins) do
     running = running + 1
-    client:start_query{ vin = vin, on_done = function(handle)
+    handles[#handles + 1] = client:start_query{ vin = vin, on_done = function(handle)
       running = running - 1
       local report, err = handle:result()
       stats.results[vin] = { report = report, err = err }
@@ -56,6 +57,10 @@ function M.run(opts)
     if frame_time > stats.max_frame then stats.max_frame = frame_time end
     if frame_time > M.SLOW_FRAME then stats.slow_frames = stats.slow_frames + 1 end
   end
+  -- Out of frames: stop what is left rather than leave it running unseen. on_done
+  -- still reports each one: err.kind "cancelled", with err.order_id once an order was
+  -- placed (resume it with wait_report) or err.order_outcome "unknown" mid-order.
+  for _, handle in ipairs(handles) do handle:cancel() end
   return stats
 end
 

@@ -203,4 +203,26 @@ describe("examples/game_loop", function()
     io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms, %d frames over 20 ms\n"):format(
       stats.frames, stats.max_step * 1000, stats.slow_frames))
   end)
+
+  it("cancels what is left after max_frames, and every placed order keeps its id", function()
+    local game_loop = require "game_loop"
+    local client = assert(mr.new{ endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key })
+    local vins = {}
+    for i = 1, 3 do vins[i] = sandbox.scenario_vin("normal", 420 + i) end
+    local before = assert(sb:stats()).orders
+    local stats = game_loop.run{ client = client, vins = vins, max_frames = 3 } -- 50 ms; reports take 1 s
+    assert.are.equal(0, client:step(0))
+    local with_id, unknown = 0, 0
+    for _, vin in ipairs(vins) do
+      local err = assert(stats.results[vin], "on_done ran for every cancelled query").err
+      assert.are.equal("cancelled", err.kind)
+      if err.order_id then with_id = with_id + 1 end
+      if err.order_outcome == "unknown" then unknown = unknown + 1 end
+    end
+    -- Each order the sandbox took is named by its id, or reported as maybe placed.
+    local placed = assert(sb:stats()).orders - before
+    assert.is_true(placed >= with_id and placed <= with_id + unknown,
+      ("%d orders placed, %d ids kept, %d unknown"):format(placed, with_id, unknown))
+    client:close()
+  end)
 end)

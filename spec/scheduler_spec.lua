@@ -10,6 +10,7 @@ local function virtual_world()
     world.waits[#world.waits + 1] = { "sleep", s }
     world.time = world.time + s
   end
+  world.cancelled = {}
   local transport = {}
   function transport.submit(_, req)
     if req.fail_submit then return nil, { kind = "invalid_request", message = "bad" } end
@@ -36,6 +37,17 @@ local function virtual_world()
       end
     end
     return done
+  end
+  function transport.cancel(_, id)
+    world.cancelled[#world.cancelled + 1] = id
+    local known = pending[id] ~= nil
+    pending[id] = nil
+    return known
+  end
+  function world.in_transport()
+    local n = 0
+    for _ in pairs(pending) do n = n + 1 end
+    return n
   end
   world.transport = transport
   return world
@@ -150,5 +162,342 @@ describe("scheduler", function()
     s:spawn(function() seen = scheduler.current() end)
     s:run()
     assert.are.equal(s, seen)
+  end)
+end)
+
+describe("scheduler handles", function()
+  it("handle:error() gives the Lua error a task raised, and nil otherwise", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local raised = { "a bug" }
+    local broken = s:spawn(function() error(raised) end)
+    local failed_call = s:spawn(function() return nil, { kind = "network" } end)
+    local fine = s:spawn(function() return 1 end)
+    assert.is_nil(broken:error()) -- not finished yet
+    s:run()
+    assert.are.equal(raised, broken:error())
+    assert.has_error(function() broken:result() end, raised)
+    assert.is_nil(failed_call:error()) -- a nil, err result is not a raised error
+    assert.is_nil(fine:error())
+  end)
+
+  it("cancels a task before it ever ran", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local ran = false
+    local h = s:spawn(function() ran = true end)
+    assert.is_true(h:cancel())
+    assert.are.equal(0, s:pending())
+    assert.are.equal(0, s:step(0))
+    assert.is_false(ran)
+    local value, err = h:result()
+    assert.is_nil(value)
+    assert.are.equal("cancelled", err.kind)
+    assert.is_false(err.sent)
+  end)
+
+  it("cancels a queued request: it is never submitted and its slot goes to the next", function()
+    local world = virtual_world()
+    local s = new_scheduler(world, 1)
+    local calls = {}
+    local first = s:spawn(function() return scheduler.request{ url = "first", delay = 1 } end)
+    local second = s:spawn(function() return scheduler.request{ url = "second", delay = 1 } end,
+      function(h) calls[#calls + 1] = h end)
+    local third = s:spawn(function() return scheduler.request{ url = "third", delay = 1 } end)
+    assert.are.equal(3, s:step(0))
+    assert.are.equal(1, #world.submitted) -- max_in_flight 1: second and third wait for a slot
+    assert.is_true(second:cancel())
+    assert.are.same({ second }, calls) -- on_done ran, once, before cancel returned
+    assert.is_true(second:done())
+    local value, err = second:result()
+    assert.is_nil(value)
+    assert.are.equal("cancelled", err.kind)
+    assert.is_false(err.sent)
+    assert.is_false(err.in_flight)
+    assert.matches("^cancelled: ", tostring(err))
+    s:run()
+    assert.are.same({ "first", "third" }, { world.submitted[1].url, world.submitted[2].url })
+    assert.are.equal("first", (first:result()).body)
+    assert.are.equal("third", (third:result()).body)
+    assert.is_false(second:cancel()) -- finished: a no-op
+    assert.are.equal(1, #calls)
+    assert.are.same({}, world.cancelled)
+  end)
+
+  it("cancels an in-flight request in the transport; the task is never resumed", function()
+    local world = virtual_world()
+    local s = new_scheduler(world, 1)
+    local after_request = false
+    local h = s:spawn(function()
+      scheduler.request{ url = "slow", delay = 10 }
+      after_request = true
+      return scheduler.request{ url = "never", delay = 1 }
+    end)
+    local waiting = s:spawn(function() return scheduler.request{ url = "next", delay = 1 } end)
+    s:step(0)
+    assert.are.equal(1, #world.submitted)
+    assert.is_true(h:cancel())
+    assert.are.same({ 1 }, world.cancelled) -- the id submit returned
+    assert.are.equal(0, world.in_transport())
+    local _, err = h:result()
+    assert.are.equal("cancelled", err.kind)
+    assert.is_true(err.sent) -- it may have reached the server
+    assert.is_true(err.in_flight)
+    s:run()
+    assert.is_false(after_request)
+    -- the freed slot went to the waiting task; the slow request was not waited for
+    assert.are.same({ "slow", "next" }, { world.submitted[1].url, world.submitted[2].url })
+    assert.are.equal(2, #world.submitted)
+    assert.are.equal(1, world.time)
+    assert.are.equal("next", (waiting:result()).body)
+  end)
+
+  it("keeps the slot of a cancelled transfer the transport cannot stop, and ignores its answer", function()
+    local world = virtual_world()
+    world.transport.cancel = nil
+    local s = new_scheduler(world, 1)
+    local resumed = false
+    local h = s:spawn(function()
+      scheduler.request{ url = "unstoppable", delay = 2 }
+      resumed = true
+    end)
+    local other = s:spawn(function() return scheduler.request{ url = "other", delay = 1 } end)
+    s:step(0)
+    assert.is_true(h:cancel())
+    s:run()
+    assert.is_false(resumed)
+    -- max_in_flight 1 held: "other" went out only once the transfer had finished, at t=2
+    assert.are.equal(3, world.time)
+    assert.are.equal(1, world.max_seen)
+    assert.are.equal("other", (other:result()).body)
+  end)
+
+  it("cancels a sleeping task: its timer is dropped and not waited for", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local woke = false
+    local h = s:spawn(function()
+      scheduler.sleep(10)
+      woke = true
+      return scheduler.request{ url = "never" }
+    end)
+    assert.are.equal(1, s:step(0))
+    assert.is_true(h:cancel())
+    assert.are.equal(0, s:step(100))
+    assert.are.equal(0, world.time)
+    assert.are.same({}, world.waits) -- no sleep, no perform: nothing was left to wait for
+    assert.is_false(woke)
+    assert.are.equal(0, #world.submitted)
+    local _, err = h:result()
+    assert.are.equal("cancelled", err.kind)
+  end)
+
+  it("a cancelled sleeper in the middle of the heap does not disturb the others", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local woke = {}
+    local handles = {}
+    for _, d in ipairs{ 1, 2, 3 } do
+      handles[d] = s:spawn(function() scheduler.sleep(d); woke[#woke + 1] = d end)
+    end
+    s:step(0)
+    handles[2]:cancel()
+    s:run()
+    assert.are.same({ 1, 3 }, woke)
+    assert.are.equal(3, world.time)
+  end)
+
+  it("refuses to cancel a task from inside itself", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local h
+    h = s:spawn(function() h:cancel() end)
+    s:run()
+    assert.matches("the task is running", tostring(h:error()))
+  end)
+
+  it("lets one task cancel another, which then never runs again", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local victim_woke = false
+    local victim = s:spawn(function() scheduler.sleep(1); victim_woke = true end)
+    local killer = s:spawn(function() scheduler.sleep(0.5); return victim:cancel() end)
+    s:run()
+    assert.is_true(killer:result())
+    assert.is_false(victim_woke)
+    assert.are.equal(0.5, world.time)
+  end)
+
+  it("lets one task cancel another that was about to run", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local second_ran = false
+    local second
+    local first = s:spawn(function() return second:cancel() end)
+    second = s:spawn(function() second_ran = true end)
+    assert.are.equal(0, s:step(0))
+    assert.is_true(first:result())
+    assert.is_false(second_ran)
+    assert.are.equal("cancelled", select(2, second:result()).kind)
+  end)
+
+  it("raises an error from on_done out of cancel(), after the handle is finished", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local h = s:spawn(function() scheduler.sleep(1) end, function() error("on_done broke", 0) end)
+    s:step(0)
+    assert.has_error(function() h:cancel() end, "on_done broke")
+    assert.is_true(h:done())
+    assert.are.equal(0, s:pending())
+    assert.are.equal("cancelled", select(2, h:result()).kind)
+  end)
+end)
+
+describe("scheduler on_done errors", function()
+  it("are raised by step after the bookkeeping, one per call, none lost", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local finished = {}
+    local function on_done(name)
+      return function()
+        finished[#finished + 1] = name
+        if name ~= "quiet" then error(name .. " broke", 0) end
+      end
+    end
+    local loud1 = s:spawn(function() return scheduler.request{ url = "1", delay = 1 } end, on_done("first"))
+    local quiet = s:spawn(function() return scheduler.request{ url = "2", delay = 1 } end, on_done("quiet"))
+    local loud2 = s:spawn(function() return scheduler.request{ url = "3", delay = 1 } end, on_done("second"))
+    local sleeper = s:spawn(function() scheduler.sleep(10); return "slept" end)
+    assert.has_error(function() s:step(5) end, "first broke")
+    -- raised as soon as the callbacks ran, not after the rest of the 5 s timeout
+    assert.are.equal(1, world.time)
+    -- every completion of that round was handled: no handle's state was lost
+    assert.are.same({ "first", "quiet", "second" }, finished)
+    for _, h in ipairs{ loud1, quiet, loud2 } do assert.is_true(h:done()) end
+    assert.are.equal("2", (quiet:result()).body)
+    assert.are.equal(1, s:pending())
+    -- the next call raises the next one before it does anything else
+    local late_ran = false
+    s:spawn(function() late_ran = true end)
+    assert.has_error(function() s:step(20) end, "second broke")
+    assert.is_false(late_ran)
+    assert.are.equal(1, world.time)
+    assert.are.equal(2, s:pending())
+    assert.are.equal(0, s:step(20))
+    assert.is_true(late_ran)
+    assert.are.equal("slept", sleeper:result())
+  end)
+
+  it("are raised without waiting for the rest of the work", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    s:spawn(function() return scheduler.request{ url = "slow", delay = 10 } end)
+    s:spawn(function() end, function() error("quick broke", 0) end)
+    assert.has_error(function() s:step(5) end, "quick broke")
+    assert.are.equal(0, world.time)
+    assert.are.equal(1, s:pending())
+  end)
+
+  it("propagate out of run()", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    s:spawn(function() end, function() error({ code = 7 }) end)
+    local ok, err = pcall(s.run, s)
+    assert.is_false(ok)
+    assert.are.same({ code = 7 }, err) -- the value on_done raised, unchanged
+  end)
+end)
+
+describe("several schedulers", function()
+  -- A blocking transport recording what it was asked, next to the multi side.
+  local function recording(world)
+    world.blocking = {}
+    function world.transport.request(_, req)
+      world.blocking[#world.blocking + 1] = req
+      return { status = 200, body = "blocking " .. req.url }
+    end
+    return world
+  end
+
+  -- What a client does: its own scheduler when inside one of its tasks, else block.
+  local function owned_request(s, world, req)
+    if s:running() then return s:request(req) end
+    return world.transport:request(req)
+  end
+
+  it("know which one runs the calling coroutine", function()
+    local world_a, world_b = virtual_world(), virtual_world()
+    local a, b = new_scheduler(world_a), new_scheduler(world_b)
+    assert.is_false(a:running())
+    local seen
+    a:spawn(function()
+      seen = { a = a:running(), b = b:running(), current = scheduler.current(),
+        nested = coroutine.wrap(function() return a:running() end)() }
+    end)
+    a:run()
+    assert.are.same({ a = true, b = false, current = a, nested = false }, seen)
+  end)
+
+  it("send B's requests through B's transport from inside a task of A", function()
+    local world_a, world_b = recording(virtual_world()), recording(virtual_world())
+    local a, b = new_scheduler(world_a), new_scheduler(world_b)
+    local h = a:spawn(function()
+      local blocked = owned_request(b, world_b, { url = "b-blocking" })
+      local task = b:spawn(function() return owned_request(b, world_b, { url = "b-task", delay = 1 }) end)
+      b:run() -- B's loop, driven from inside A's task
+      return blocked.body, (task:result()).body, owned_request(a, world_a, { url = "a-own", delay = 1 }).body
+    end)
+    a:run()
+    assert.are.same({ "blocking b-blocking", "b-task", "a-own" }, { h:result() })
+    assert.are.same({ "b-blocking" }, { world_b.blocking[1].url })
+    assert.are.equal(1, #world_b.blocking)
+    assert.are.same({ "b-task" }, { world_b.submitted[1].url })
+    assert.are.equal(1, #world_b.submitted)
+    assert.are.same({ "a-own" }, { world_a.submitted[1].url })
+    assert.are.equal(1, #world_a.submitted)
+    assert.are.equal(0, #world_a.blocking)
+  end)
+
+  it("refuse s:request and s:sleep outside their own tasks", function()
+    local world_a, world_b = virtual_world(), virtual_world()
+    local a, b = new_scheduler(world_a), new_scheduler(world_b)
+    assert.has_error(function() a:request{ url = "x" } end)
+    assert.has_error(function() scheduler.request{ url = "x" } end)
+    local h = a:spawn(function() b:request{ url = "x" } end)
+    local z = a:spawn(function() b:sleep(1) end)
+    a:run()
+    assert.matches("not inside one of this scheduler's tasks", tostring(h:error()))
+    assert.matches("not inside one of this scheduler's tasks", tostring(z:error()))
+    assert.are.equal(0, #world_a.submitted + #world_b.submitted)
+  end)
+
+  it("do not take someone else's \"http\" yield for a request", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local h = s:spawn(function() return coroutine.yield("http", { url = "foreign" }) end)
+    s:run()
+    assert.are.equal(0, #world.submitted)
+    assert.is_nil(h:result()) -- resumed at once with nothing
+  end)
+end)
+
+describe("scheduler foreign yields", function()
+  it("resume a task that yields something else once per step, and step still returns", function()
+    local world = virtual_world()
+    local s = new_scheduler(world)
+    local turns = 0
+    local h = s:spawn(function()
+      while turns < 3 do
+        turns = turns + 1
+        coroutine.yield("not a request")
+      end
+      return "left"
+    end)
+    assert.are.equal(1, s:step(0))
+    assert.are.equal(1, turns)
+    assert.are.equal(1, s:step(0))
+    assert.are.equal(2, turns)
+    s:run()
+    assert.are.equal("left", h:result())
   end)
 end)

@@ -1,14 +1,48 @@
 -- One cooperative scheduler for all non-blocking work: the event-loop API
 -- (client:start_query / client:step) and the CLI's batch run both use it.
 --
--- Work runs in coroutines. Inside them, scheduler.request() and scheduler.sleep()
--- yield: HTTP goes to the transport's curl multi handle, sleeps become timers.
+-- Work runs in coroutines ("tasks"). Inside them, s:request() and s:sleep() yield:
+-- HTTP goes to the transport's curl multi handle, sleeps become timers.
 -- step(timeout) waits in curl_multi_poll (or one sleep when only timers are due),
 -- never in a busy loop, and never longer than timeout.
+--
+-- Public API (nothing else is; fields starting with "_" are private):
+--   scheduler.new{transport=, now=, sleep=, max_in_flight=} → s
+--   s:spawn(fn, on_done, ...) → handle   runs fn(...) as a task; on_done(handle) once when it ends
+--   s:step(timeout) → tasks still running (advances everything, waits at most timeout s)
+--   s:run()                              steps until no task is left
+--   s:pending() → tasks still running
+--   s:running() → true when the calling coroutine is one of s's own tasks
+--   s:request(req) → response | nil, err   only inside s's tasks: through s's transport
+--   s:sleep(seconds)                        only inside s's tasks: a timer of s
+--   scheduler.current() → the scheduler whose task is running, or nil
+--   scheduler.request(req), scheduler.sleep(seconds): the same for scheduler.current()
+--   handle:done() → true once the task returned, raised or was cancelled
+--   handle:result() → the task's values; raises the task's Lua error; after cancel,
+--                     nil, err with err.kind "cancelled"; raises if not done yet
+--   handle:error() → the Lua error the task raised (not a nil, err result), or nil
+--   handle:cancel() → true if it stopped the task, false if the task had ended already
+--
+-- Ownership: a task's request goes to the transport of the scheduler that runs it.
+-- Code owning a scheduler (a client) checks s:running() and otherwise blocks on its own
+-- transport, so inside another scheduler's task it blocks that scheduler's loop for
+-- the call, but never sends through a transport (and TLS settings) not its own.
+--
+-- on_done errors: step() finishes the bookkeeping of everything it was doing, then
+-- raises the first error an on_done raised (one per step() call, in order, so none
+-- is lost). cancel() calls on_done itself and raises its error after the bookkeeping.
+local errors = require "maintenance_report.errors"
+
 local scheduler = {}
 
--- coroutine → the scheduler that runs it (weak, so finished work is collected).
+-- coroutine → the scheduler running it as a task (weak; entries go when the task ends).
 local owner = setmetatable({}, { __mode = "k" })
+
+-- What tasks yield: private tokens, so someone else's coroutine protocol yielding
+-- "http" is never taken for a request.
+local HTTP, SLEEP = {}, {}
+
+local NIL_ERROR = "(error object is a nil value)"
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -16,32 +50,40 @@ Scheduler.__index = Scheduler
 local Handle = {}
 Handle.__index = Handle
 
---- opts: transport (with submit/perform/cancel/pending), now (seconds), sleep,
---- max_in_flight (cap on concurrent HTTP requests, default 8).
+--- opts: transport (submit/perform; cancel, when it has one, stops cancelled transfers),
+--- now (seconds), sleep, max_in_flight (cap on concurrent HTTP requests, default 8).
 function scheduler.new(opts)
   assert(type(opts) == "table" and opts.transport and opts.transport.submit,
     "scheduler.new: a transport with submit/perform is required")
   return setmetatable({
-    transport = opts.transport,
-    now = opts.now,
-    sleep = opts.sleep,
-    max_in_flight = opts.max_in_flight or 8,
-    ready = {},      -- {co, value...} to resume now
-    timers = {},     -- binary heap of {at, seq, co}
-    queued = {},     -- HTTP requests waiting for a slot: {co, req}, a FIFO
-    queued_head = 1, -- index of the oldest entry in queued
-    queued_tail = 0, -- index of the newest; empty when head > tail
-    in_flight = {},  -- transfer id → co
-    in_flight_count = 0,
-    seq = 0,
-    live = 0,        -- coroutines not finished yet
+    _transport = opts.transport,
+    _now = opts.now,
+    _sleep = opts.sleep,
+    _max_in_flight = opts.max_in_flight or 8,
+    _ready = {},           -- {handle, packed values} to resume now
+    _yielded = {},         -- the same, for tasks that yielded something not ours: next step
+    _timers = {},          -- binary heap of {at, seq, handle}; handle nil once cancelled
+    _queued = {},          -- HTTP requests waiting for a slot: {handle, req}, a FIFO
+    _queued_head = 1,      -- index of the oldest entry in _queued
+    _queued_tail = 0,      -- index of the newest; empty when head > tail
+    _in_flight = {},       -- transfer id → handle, or false: cancelled, the transport could not stop it
+    _in_flight_count = 0,
+    _seq = 0,
+    _live = 0,             -- tasks not finished yet
+    _callback_errors = {}, -- raised by on_done, waiting for step() to raise them
   }, Scheduler)
 end
 
---- The scheduler running the current coroutine, if any.
+--- The scheduler running the current coroutine as a task, if any.
 function scheduler.current()
   local co = coroutine.running()
   return co and owner[co] or nil
+end
+
+--- True when the calling coroutine is one of this scheduler's tasks.
+function Scheduler:running()
+  local co = coroutine.running()
+  return co ~= nil and owner[co] == self
 end
 
 -- ---- timers: a binary min-heap on (at, seq) ----------------------------
@@ -79,6 +121,13 @@ local function heap_pop(heap)
   return top
 end
 
+-- Cancelled timers stay in the heap until they reach the top; none may stay there,
+-- or step would wait for a wake-up nobody needs.
+function Scheduler:_drop_cancelled_timers()
+  local timers = self._timers
+  while timers[1] and not timers[1].handle do heap_pop(timers) end
+end
+
 -- ---- running work ------------------------------------------------------
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -87,157 +136,255 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
---- Runs fn(...) as a new task; returns a handle. on_done(handle) is called when it ends.
+--- Runs fn(...) as a new task; returns a handle. on_done(handle) is called once when it ends.
 function Scheduler:spawn(fn, on_done, ...)
+  if type(fn) ~= "function" then error("spawn: fn must be a function", 2) end
+  if on_done ~= nil and type(on_done) ~= "function" then error("spawn: on_done must be a function", 2) end
   local co = coroutine.create(fn)
-  local handle = setmetatable({ finished = false, on_done = on_done, co = co }, Handle)
+  local handle = setmetatable({ _scheduler = self, _co = co, _on_done = on_done, _state = "running" }, Handle)
   owner[co] = self
-  self.handles = self.handles or setmetatable({}, { __mode = "k" })
-  self.handles[co] = handle
-  self.live = self.live + 1
-  local args = pack(...)
-  self.ready[#self.ready + 1] = { co, args }
+  self._live = self._live + 1
+  self._ready[#self._ready + 1] = { handle, pack(...) }
   return handle
 end
 
-function Scheduler:_finish(co, ok, values)
-  local handle = self.handles[co]
-  -- Drop the entry now: under LuaJIT (Lua 5.1 weak tables, no ephemerons) the
-  -- handle, whose co field refers back to the key, would keep itself, its
-  -- coroutine and its result alive for ever.
-  self.handles[co] = nil
-  owner[co] = nil
-  self.live = self.live - 1
-  handle.finished = true
-  if ok then
-    handle.values = values
-  else
-    handle.failure = values -- a Lua error in the task: raised again by result()
+-- Ends a task; returns the error its on_done raised, if any.
+-- state: "done" (values: the packed results), "failed" (the Lua error), "cancelled" (packed nil, err).
+function Scheduler:_finish(handle, state, value)
+  owner[handle._co] = nil
+  handle._co = nil -- the dead coroutine's stack can be collected with the handle still held
+  self._live = self._live - 1
+  handle._state = state
+  if state == "failed" then handle._error = value else handle._values = value end
+  local on_done = handle._on_done
+  handle._on_done = nil
+  if on_done then
+    local ok, err = pcall(on_done, handle)
+    if not ok then return err == nil and NIL_ERROR or err end
   end
-  if handle.on_done then
-    local cb_ok, cb_err = pcall(handle.on_done, handle)
-    if not cb_ok then handle.callback_error = cb_err end
-  end
+  return nil
 end
 
--- Resumes co with the packed values; handles what it yields next.
-function Scheduler:_resume(co, args)
+-- Resumes the task with the packed values; handles what it yields next.
+function Scheduler:_resume(handle, args)
+  if handle._state ~= "running" then return end -- cancelled while it waited its turn
+  local co = handle._co
   local r = pack(coroutine.resume(co, unpack(args, 1, args.n)))
+  local callback_error
   if not r[1] then
-    self:_finish(co, false, r[2])
+    callback_error = self:_finish(handle, "failed", r[2] == nil and NIL_ERROR or r[2])
   elseif coroutine.status(co) == "dead" then
-    self:_finish(co, true, pack(unpack(r, 2, r.n)))
-  elseif r[2] == "http" then
-    self.queued_tail = self.queued_tail + 1
-    self.queued[self.queued_tail] = { co, r[3] }
-  elseif r[2] == "sleep" then
-    self.seq = self.seq + 1
-    heap_push(self.timers, { at = self.now() + (tonumber(r[3]) or 0), seq = self.seq, co = co })
+    callback_error = self:_finish(handle, "done", pack(unpack(r, 2, r.n)))
+  elseif r[2] == HTTP then
+    local entry = { handle = handle, req = r[3] }
+    handle._queued = entry
+    self._queued_tail = self._queued_tail + 1
+    self._queued[self._queued_tail] = entry
+  elseif r[2] == SLEEP then
+    self._seq = self._seq + 1
+    local timer = { at = self._now() + (tonumber(r[3]) or 0), seq = self._seq, handle = handle }
+    handle._timer = timer
+    heap_push(self._timers, timer)
   else
-    -- A foreign yield (someone else's coroutine protocol): give control back at once.
-    self.ready[#self.ready + 1] = { co, pack() }
+    -- A foreign yield (someone else's coroutine protocol): resumed on the next step,
+    -- so a task yielding in a loop cannot keep step() from returning.
+    self._yielded[#self._yielded + 1] = { handle, pack() }
   end
+  -- Kept, not raised here: raising would drop the rest of this step's work.
+  if callback_error ~= nil then self._callback_errors[#self._callback_errors + 1] = callback_error end
 end
 
 function Scheduler:_submit_queued()
   -- A head index, not table.remove(queued, 1): that shifts every waiting
   -- request on each submit, quadratic when thousands are started at once.
-  while self.queued_head <= self.queued_tail and self.in_flight_count < self.max_in_flight do
-    local entry = self.queued[self.queued_head]
-    self.queued[self.queued_head] = nil
-    self.queued_head = self.queued_head + 1
-    if self.queued_head > self.queued_tail then self.queued_head, self.queued_tail = 1, 0 end
-    local id, err = self.transport:submit(entry[2])
-    if id then
-      self.in_flight[id] = entry[1]
-      self.in_flight_count = self.in_flight_count + 1
-    else
-      self:_resume(entry[1], pack(nil, err))
+  while self._queued_head <= self._queued_tail and self._in_flight_count < self._max_in_flight do
+    local entry = self._queued[self._queued_head]
+    self._queued[self._queued_head] = nil
+    self._queued_head = self._queued_head + 1
+    if self._queued_head > self._queued_tail then self._queued_head, self._queued_tail = 1, 0 end
+    local handle = entry.handle
+    if handle then -- nil: cancelled before it had a slot, never submitted
+      handle._queued = nil
+      local id, err = self._transport:submit(entry.req)
+      if id then
+        handle._transfer, handle._sent = id, true
+        self._in_flight[id] = handle
+        self._in_flight_count = self._in_flight_count + 1
+      else
+        self:_resume(handle, pack(nil, err))
+      end
     end
   end
 end
 
 function Scheduler:_run_ready()
-  while #self.ready > 0 do
-    local batch = self.ready
-    self.ready = {}
+  while #self._ready > 0 do
+    local batch = self._ready
+    self._ready = {}
     for _, entry in ipairs(batch) do self:_resume(entry[1], entry[2]) end
   end
 end
 
 function Scheduler:_run_due_timers()
-  local now = self.now()
-  while self.timers[1] and self.timers[1].at <= now do
-    local timer = heap_pop(self.timers)
-    self.ready[#self.ready + 1] = { timer.co, pack() }
+  self:_drop_cancelled_timers()
+  local now = self._now()
+  while self._timers[1] and self._timers[1].at <= now do
+    local handle = heap_pop(self._timers).handle
+    if handle then
+      handle._timer = nil
+      self._ready[#self._ready + 1] = { handle, pack() }
+    end
   end
+  self:_drop_cancelled_timers()
 end
 
 function Scheduler:_complete(done)
-  local co = self.in_flight[done.id]
-  if not co then return end
-  self.in_flight[done.id] = nil
-  self.in_flight_count = self.in_flight_count - 1
-  self.ready[#self.ready + 1] = { co, pack(done.response, done.error) }
+  local handle = self._in_flight[done.id]
+  if handle == nil then return end
+  self._in_flight[done.id] = nil
+  self._in_flight_count = self._in_flight_count - 1
+  if not handle then return end -- its task was cancelled
+  handle._transfer = nil
+  self._ready[#self._ready + 1] = { handle, pack(done.response, done.error) }
+end
+
+function Scheduler:_raise_callback_error()
+  if self._callback_errors[1] ~= nil then error(table.remove(self._callback_errors, 1), 0) end
 end
 
 --- Advances all work, waiting at most timeout seconds (0: just poll).
---- Returns the number of tasks still running.
+--- Returns the number of tasks still running; raises the first error an on_done raised.
 function Scheduler:step(timeout)
   timeout = timeout or 0
-  local deadline = self.now() + timeout
+  self:_raise_callback_error() -- left over from an earlier step
+  for _, entry in ipairs(self._yielded) do self._ready[#self._ready + 1] = entry end
+  self._yielded = {}
+  local deadline = self._now() + timeout
   repeat
     self:_run_due_timers()
     self:_run_ready()
     self:_submit_queued()
-    local now = self.now()
+    self:_drop_cancelled_timers()
+    local now = self._now()
     local wait = math.max(0, deadline - now)
-    if self.timers[1] then wait = math.min(wait, math.max(0, self.timers[1].at - now)) end
-    if self.in_flight_count > 0 then
-      for _, done in ipairs(self.transport:perform(wait)) do self:_complete(done) end
-    elseif #self.ready == 0 and self.queued_head > self.queued_tail then
-      if not self.timers[1] then break end -- nothing left to wait for
-      if wait > 0 then self.sleep(wait) end
+    if self._callback_errors[1] ~= nil then wait = 0 end -- report it now, not after the wait
+    if self._timers[1] then wait = math.min(wait, math.max(0, self._timers[1].at - now)) end
+    if self._in_flight_count > 0 then
+      for _, done in ipairs(self._transport:perform(wait)) do self:_complete(done) end
+    elseif #self._ready == 0 and self._queued_head > self._queued_tail then
+      if not self._timers[1] then break end -- nothing left to wait for
+      if wait > 0 then self._sleep(wait) end
     end
     self:_run_due_timers()
     self:_run_ready()
     self:_submit_queued()
-  until self.now() >= deadline or self.live == 0
-  return self.live
+  until self._now() >= deadline or self._live == 0 or self._callback_errors[1] ~= nil
+  self:_raise_callback_error()
+  return self._live
 end
 
 --- Runs until every task has finished.
 function Scheduler:run()
-  while self.live > 0 do self:step(1) end
+  while self._live > 0 do self:step(1) end
 end
 
 function Scheduler:pending()
-  return self.live
+  return self._live
+end
+
+-- Stops a suspended task: no further resumption, its request and timer dropped.
+function Scheduler:_cancel(handle)
+  local id = handle._transfer
+  if id ~= nil then
+    -- First, so a transport that raises leaves the task exactly as it was.
+    if self._transport.cancel then
+      self._transport:cancel(id)
+      self._in_flight[id] = nil
+      self._in_flight_count = self._in_flight_count - 1
+    else
+      self._in_flight[id] = false -- keeps its slot until perform reports it
+    end
+    handle._transfer = nil
+  end
+  if handle._queued then
+    handle._queued.handle, handle._queued.req = nil, nil
+    handle._queued = nil
+  end
+  if handle._timer then
+    handle._timer.handle = nil
+    handle._timer = nil -- step drops the entry from the heap
+  end
+  -- Entries in ready are skipped by _resume now that the state changes.
+  local close_error
+  if coroutine.close then -- Lua 5.4: runs the task's pending to-be-closed variables
+    local ok, err = coroutine.close(handle._co)
+    if not ok then close_error = err == nil and NIL_ERROR or err end
+  end
+  local sent = handle._sent == true
+  local err = errors.new("cancelled", sent
+    and "cancelled by handle:cancel(); it had sent requests, which may have reached the server"
+    or "cancelled by handle:cancel() before it sent any request",
+    { sent = sent, in_flight = id ~= nil })
+  local callback_error = self:_finish(handle, "cancelled", pack(nil, err))
+  if close_error ~= nil then error(close_error, 0) end
+  if callback_error ~= nil then error(callback_error, 0) end
+  return true
 end
 
 -- ---- what tasks call -----------------------------------------------------
 
---- Inside a task: sends a request through the multi handle and waits for it.
-function scheduler.request(req)
-  return coroutine.yield("http", req)
+--- Inside one of this scheduler's tasks: sends a request through its transport and waits.
+function Scheduler:request(req)
+  if not self:running() then
+    error("scheduler:request: not inside one of this scheduler's tasks (block on the transport there)", 2)
+  end
+  return coroutine.yield(HTTP, req)
 end
 
---- Inside a task: waits without blocking the other tasks.
+--- Inside one of this scheduler's tasks: waits without blocking the other tasks.
+function Scheduler:sleep(seconds)
+  if not self:running() then error("scheduler:sleep: not inside one of this scheduler's tasks", 2) end
+  coroutine.yield(SLEEP, seconds)
+end
+
+--- Inside any scheduler's task: a request through that scheduler's transport.
+function scheduler.request(req)
+  if not scheduler.current() then error("scheduler.request: not inside a scheduler task", 2) end
+  return coroutine.yield(HTTP, req)
+end
+
+--- Inside any scheduler's task: a sleep on that scheduler.
 function scheduler.sleep(seconds)
-  coroutine.yield("sleep", seconds)
+  if not scheduler.current() then error("scheduler.sleep: not inside a scheduler task", 2) end
+  coroutine.yield(SLEEP, seconds)
 end
 
 -- ---- handles -------------------------------------------------------------
 
 function Handle:done()
-  return self.finished
+  return self._state ~= "running"
 end
 
 --- The task's return values; raises the task's Lua error if it had one.
 function Handle:result()
-  if not self.finished then error("handle:result(): the work is not done yet", 2) end
-  if self.failure ~= nil then error(self.failure, 0) end
-  return unpack(self.values, 1, self.values.n)
+  local state = self._state
+  if state == "running" then error("handle:result(): the work is not done yet", 2) end
+  if state == "failed" then error(self._error, 0) end
+  return unpack(self._values, 1, self._values.n)
+end
+
+--- The Lua error the task raised, or nil (also for nil, err results and cancelled tasks).
+function Handle:error()
+  return self._error
+end
+
+--- Stops the task; on_done(handle) runs before it returns. False if it had ended already.
+function Handle:cancel()
+  if self._state ~= "running" then return false end
+  if coroutine.status(self._co) ~= "suspended" then
+    error("handle:cancel(): the task is running; a task ends itself by returning", 2)
+  end
+  return self._scheduler:_cancel(self)
 end
 
 return scheduler
