@@ -63,7 +63,7 @@ describe("client against the sandbox", function()
   it("maps a wrong key and an unknown id to auth errors", function()
     local _, err = client{ secret_key = "wrong" }:create_order{ vin = NORMAL_VIN }
     assert.are.same({ "auth", 401, "HMAC signature does not match." }, { err.kind, err.http_status, err.message })
-    assert.is_nil(err.order_outcome)
+    assert.are.equal("not_placed", err.order_outcome) -- the gateway refused it before the vendor
     _, err = client{ secret_id = "AKIDnobody" }:create_order{ vin = NORMAL_VIN }
     assert.are.same({ "auth", "HMAC signature cannot be verified." }, { err.kind, err.message })
     assert.are.equal(0, sb:stats().orders)
@@ -77,18 +77,20 @@ describe("client against the sandbox", function()
     assert.are.equal(1, sb:stats().orders_by_vin[vin])
   end)
 
-  -- scenario → kind, retryable, and whether the order outcome is unknown.
+  -- scenario → kind, retryable, order outcome. The gateway's own refusals are
+  -- "not_placed"; the vendor's -1 "服务或其它异常" says nothing about whether the
+  -- order was bought, so, like a 5xx or a broken answer, it is "unknown".
   local order_faults = {
-    order_service_error = { "api", false, false },
-    order_http_500 = { "http", false, true },
-    order_http_502 = { "http", false, true },
-    order_http_504 = { "http", false, true },
-    order_rate_limit = { "rate_limited", true, false },
-    order_quota = { "quota_exceeded", false, false },
-    order_malformed_json = { "protocol", false, true },
-    order_truncated_body = { "network", false, true },
-    order_connection_closed = { "network", false, true },
-    order_empty_reply = { "network", false, true },
+    order_service_error = { "api", false, "unknown" },
+    order_http_500 = { "http", false, "unknown" },
+    order_http_502 = { "http", false, "unknown" },
+    order_http_504 = { "http", false, "unknown" },
+    order_rate_limit = { "rate_limited", true, "not_placed" },
+    order_quota = { "quota_exceeded", false, "not_placed" },
+    order_malformed_json = { "protocol", false, "unknown" },
+    order_truncated_body = { "network", false, "unknown" },
+    order_connection_closed = { "network", false, "unknown" },
+    order_empty_reply = { "network", false, "unknown" },
   }
   for name, expected in pairs(order_faults) do
     it("maps " .. name .. " and never repeats the order", function()
@@ -97,7 +99,7 @@ describe("client against the sandbox", function()
       assert.is_nil(order)
       assert.are.equal(expected[1], err.kind)
       assert.are.equal(expected[2], err.retryable)
-      assert.are.equal(expected[3] and "unknown" or nil, err.order_outcome)
+      assert.are.equal(expected[3], err.order_outcome)
       assert.are.equal(1, sb:stats().orders_by_vin[vin])
     end)
   end

@@ -93,7 +93,8 @@ local PHASE_SERVER = [[
       content_by_lua_block {
         local c = require("maintenance_report").new{ secret_id = "id", secret_key = "key" }
         local t = require "maintenance_report.transport.ngx"
-        ngx.print(tostring(c.sleep == t.sleep and c.transport.submit == nil and c.transport.verify))
+        local s = c:settings()
+        ngx.print(tostring(s.sleep == t.sleep and s.transport.submit == nil and s.transport.verify))
       }
     }
   }

@@ -1,10 +1,22 @@
 -- Typed errors: every runtime failure is `nil, err` with err a table of this kind.
 local errors = {}
 
+-- Every error kind. What produces each one is decided in classify.lua.
 errors.KINDS = {
-  invalid_input = true, auth = true, forbidden = true, not_found = true,
-  rate_limited = true, quota_exceeded = true, network = true, tls = true,
-  timeout = true, http = true, protocol = true, api = true, pending = true,
+  invalid_input = "bad input or options; nothing was sent",
+  auth = "the gateway refused the credentials or the signature",
+  forbidden = "the gateway found no usage plan for this key and API",
+  not_found = "the gateway has no API at this path",
+  rate_limited = "the gateway's rate limit; a later retry may work",
+  quota_exceeded = "the usage plan's quota is used up",
+  network = "DNS, connection, or a connection that broke",
+  tls = "TLS handshake or certificate verification failed",
+  timeout = "no answer in time",
+  http = "an HTTP status the gateway does not document (5xx and others)",
+  protocol = "an answer that is not what the API sends",
+  api = "a business error from the vendor",
+  pending = "the report is still being made; resume with the order id",
+  cancelled = "the work was cancelled through its handle",
 }
 
 local Error = {}
@@ -34,38 +46,6 @@ end
 
 function errors.is(value)
   return getmetatable(value) == Error
-end
-
--- Gateway error messages (api.md) → kind. Matched on the start of the text.
-local GATEWAY_MESSAGES = {
-  { "HMAC signature does not match", "auth" },
-  { "HMAC signature cannot be verified", "auth" },
-  { "HMAC id or signature missing", "auth" },
-  { "HMAC algorithm", "auth" },
-  { "HMAC authorization format error", "auth" },
-  { "HMAC apikey is invalid", "auth" },
-  { "Found no validate usage plan", "forbidden" },
-  { "There is no api match", "not_found" },
-  { "API rate limit exceeded", "rate_limited" },
-  { "API quota exceeded", "quota_exceeded" },
-}
-
-local STATUS_KINDS = { [401] = "auth", [403] = "forbidden", [404] = "not_found", [429] = "rate_limited" }
-
-local function starts_with(s, prefix)
-  return s:sub(1, #prefix) == prefix
-end
-
--- Kind for a non-200 gateway answer; the message wins over the status
--- because some gateway versions answer format errors with 403.
-function errors.gateway_kind(status, message)
-  if type(message) == "string" then
-    for _, entry in ipairs(GATEWAY_MESSAGES) do
-      if starts_with(message, entry[1]) then return entry[2] end
-    end
-  end
-  if STATUS_KINDS[status] then return STATUS_KINDS[status] end
-  return "http"
 end
 
 -- A short, printable excerpt of a body that is not what we expected.
@@ -106,15 +86,18 @@ end
 errors.scrub = scrub
 
 -- Removes a secret from every string field, whatever produced the error,
--- including nested tables such as err.raw (the decoded answer).
+-- including nested tables such as err.raw (the decoded answer). `secret` is
+-- the secret string, or a function that scrubs a string (a signer's scrub,
+-- so that the secret itself need not be kept in Lua).
 function errors.redact(err, secret, seen)
   seen = seen or {}
   seen[err] = true
+  local scrubber = type(secret) == "function" and secret or function(v) return scrub(v, secret) end
   for k, v in pairs(err) do
     if type(v) == "string" then
-      err[k] = scrub(v, secret)
+      err[k] = scrubber(v)
     elseif type(v) == "table" and not seen[v] then
-      errors.redact(v, secret, seen)
+      errors.redact(v, scrubber, seen)
     end
   end
   return err

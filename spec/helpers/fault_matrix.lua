@@ -253,6 +253,19 @@ for _, f in ipairs{
     setup = scenario("order_empty_reply", "report_empty_reply") },
 } do M.FAULTS[#M.FAULTS + 1] = f end
 
+-- Status lines libcurl cannot read as HTTP, sent after the request arrived,
+-- in front of an "order placed" answer (fault_server.py STATUS_LINES).
+M.STATUS_LINES = {
+  { "http09", "no status line (HTTP/0.9)" }, { "000", "`HTTP/1.1 000`" }, { "099", "`HTTP/1.1 099`" },
+  { "1000", "`HTTP/1.1 1000`" }, { "short", "`HTTP/1.1 20`" }, { "http30", "`HTTP/3.0 200`" },
+  { "http17", "`HTTP/1.7 200`" }, { "icy", "`ICY 200`" }, { "rtsp", "`RTSP/1.0 200`" },
+  { "garbage", "`HELLO THERE`" },
+}
+for _, shape in ipairs(M.STATUS_LINES) do
+  M.FAULTS[#M.FAULTS + 1] = { id = "status_" .. shape[1], label = "malformed status line: " .. shape[2],
+    via = "raw", setup = raw("status_" .. shape[1]) }
+end
+
 M.BY_ID = {}
 for _, f in ipairs(M.FAULTS) do
   M.BY_ID[f.id] = f
@@ -375,7 +388,7 @@ local function cell(r)
   local parts = { "`" .. tostring(r.kind) .. "`" }
   parts[#parts + 1] = r.retryable and "retryable" or "final"
   if r.op == "create_order" then
-    if r.outcome == "unknown" then parts[#parts + 1] = "outcome unknown" end
+    parts[#parts + 1] = r.outcome == "unknown" and "outcome **unknown**" or "not placed"
     parts[#parts + 1] = "sent " .. (r.sends and tostring(r.sends) or "0 (never connected)")
       .. (r.attempts > 1 and (", " .. r.attempts .. " attempts") or "")
   elseif r.attempts > 1 then

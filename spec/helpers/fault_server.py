@@ -61,6 +61,26 @@ SHAPES = {
 }
 
 
+# Status lines libcurl cannot take as HTTP, each sent after the request was
+# read, in front of a valid "order placed" answer: the order may well have
+# been bought. None = no status line at all (an HTTP/0.9-style bare body).
+STATUS_LINES = {
+    "http09": None,
+    "000": "HTTP/1.1 000 OK",
+    "099": "HTTP/1.1 099 OK",
+    "1000": "HTTP/1.1 1000 OK",
+    "short": "HTTP/1.1 20 OK",
+    "http30": "HTTP/3.0 200 OK",
+    "http17": "HTTP/1.7 200 OK",
+    "icy": "ICY 200 OK",
+    "rtsp": "RTSP/1.0 200 OK",
+    "garbage": "HELLO THERE",
+}
+
+ORDER_PLACED = {"code": "0", "message": "成功", "data": {"result": "1", "description": "查询成功,有数据",
+                "detail": {"resultCode": 1200, "resultMsg": "购买成功", "orderId": "d" * 32}}}
+
+
 def echo_suffix():
     return (" " + ECHO) if ECHO else ""
 
@@ -237,6 +257,19 @@ def shape_handler(name):
     return handler
 
 
+def status_line_handler(name):
+    async def handler(_reader, writer, _fault):
+        body = json.dumps(ORDER_PLACED, ensure_ascii=False).encode()
+        line = STATUS_LINES[name]
+        if line is None:
+            data = body
+        else:
+            data = (line + "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+                    "Connection: close\r\n\r\n" % len(body)).encode() + body
+        await send_close(writer, data)
+    return handler
+
+
 FAULTS = {
     "read_timeout": read_timeout,
     "reset_early": reset_early,
@@ -254,6 +287,8 @@ for _i in range(len(AUTH_MESSAGES)):
     FAULTS["auth_%d" % (_i + 1)] = auth_handler(_i)
 for _name in SHAPES:
     FAULTS["shape_" + _name] = shape_handler(_name)
+for _name in STATUS_LINES:
+    FAULTS["status_" + _name] = status_line_handler(_name)
 
 
 def make_blackhole():

@@ -2,22 +2,26 @@
 -- for OpenResty / nginx-lua. Same interface as transport/curl.lua's request():
 --   transport:request{method=, url=, headers=, body=, timeout=, connect_timeout=, max_body=}
 --     → {status=, headers={lowercase-name=value}, body=, reused=}
---     or nil, {kind=dns|connect|tls|timeout|too_large|network|invalid_request, message=, sent=}
+--     or nil, {kind=, message=, request_bytes=}: kind is one of classify.TRANSPORT_KINDS;
+--     request_bytes is 0 when the failure came before the request was written, the
+--     request's size once it was, and absent when a send failed part-way.
 -- HTTP/1.1 with Content-Length, chunked or read-until-close bodies; connections go
 -- back to nginx's keep-alive pool. TLS is verified against lua_ssl_trusted_certificate.
 -- There is no submit/perform: in nginx, run queries in parallel with ngx.thread.spawn.
 -- luacheck: globals ngx
 
+local defaults = require "maintenance_report.defaults"
+
 local M = {}
 
 M.DEFAULTS = {
-  timeout = 10,                 -- seconds for the whole exchange
-  connect_timeout = 5,
-  max_body = 8 * 1024 * 1024,
+  timeout = defaults.TIMEOUT,   -- seconds for the whole exchange
+  connect_timeout = defaults.CONNECT_TIMEOUT,
+  max_body = defaults.MAX_BODY,
   keepalive_timeout = 60,       -- seconds an idle pooled connection is kept
   keepalive_pool = 32,          -- idle connections per pool and worker
   max_header_bytes = 64 * 1024,
-  user_agent = "maintenance-report/0.1 (ngx)",
+  user_agent = "maintenance-report/" .. defaults.VERSION .. " (ngx)",
 }
 
 -- Phases where cosockets and ngx.sleep may yield (lua-nginx-module's docs).
@@ -75,8 +79,8 @@ function M.new(opts)
   return self
 end
 
-local function fail(kind, message, sent)
-  return nil, { kind = kind, message = message, sent = sent }
+local function fail(kind, message, request_bytes)
+  return nil, { kind = kind, message = message, request_bytes = request_bytes }
 end
 
 -- "https://host:port/path?q" → scheme, host, port, target; nil, message when malformed.
@@ -107,11 +111,15 @@ local function build_head(self, req, scheme, host, port, target)
   local lines = { method .. " " .. target .. " HTTP/1.1", "Host: " .. host_header }
   local seen = {}
   for name, value in pairs(req.headers or {}) do
-    if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-      return nil, "header name is not a token: " .. tostring(name)
+    -- The same rules as the C core (src/sign.c): names of letters, digits, '-'
+    -- and '_'; values without control characters other than HTAB.
+    if type(name) ~= "string" or #name > 256 or not name:match("^[%w_-]+$") then
+      return nil, "request header name is not a valid token: " .. tostring(name)
     end
     value = tostring(value)
-    if value:find("[%z\r\n]") then return nil, "header " .. name .. " contains CR, LF or NUL" end
+    if value:find("[%z\1-\8\10-\31\127]") then
+      return nil, "request header value contains CR, LF or another control character"
+    end
     seen[name:lower()] = true
     lines[#lines + 1] = name .. ": " .. value
   end
@@ -129,12 +137,12 @@ end
 
 local function connect_error_kind(err)
   if err:find("resolv", 1, true) or err:find("not found", 1, true) then return "dns" end
-  if err == "timeout" then return "timeout" end
+  if err == "timeout" then return "connect_timeout" end
   return "connect"
 end
 
--- One exchange on a connected socket. Returns the response, or nil, kind, message.
--- Everything after the first send counts as sent.
+-- One exchange on a connected socket. Returns the response, or nil, kind,
+-- message, request_bytes (nil when a send failed part-way).
 local function exchange(sock, head, deadline, max_body, max_header_bytes)
   local function remaining() return deadline - clock() end
   local function receive(pattern)
@@ -143,15 +151,18 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
     set_timeout(sock, left)
     return sock:receive(pattern)
   end
+  local function too_big()
+    return nil, "too_large", "response body is larger than " .. max_body .. " bytes", #head
+  end
   local function read_error(err, what)
-    if err == "timeout" then return nil, "timeout", "timed out while reading the " .. what end
-    return nil, "network", "connection " .. tostring(err) .. " while reading the " .. what
+    if err == "timeout" then return nil, "timeout", "timed out while reading the " .. what, #head end
+    return nil, "network", "connection " .. tostring(err) .. " while reading the " .. what, #head
   end
 
   set_timeout(sock, math.max(remaining(), 0.001))
   local _, err = sock:send(head)
   if err then
-    return nil, err == "timeout" and "timeout" or "network", "sending the request: " .. err
+    return nil, err == "timeout" and "timeout" or "network", "sending the request: " .. err, nil
   end
 
   local status, version, headers, header_bytes
@@ -160,7 +171,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
     line, err = receive("*l")
     if not line then return read_error(err, "status line") end
     local major, minor, code = line:match("^HTTP/(%d)%.(%d) (%d%d%d)")
-    if not code then return nil, "network", "malformed status line: " .. line:sub(1, 80) end
+    if not code then return nil, "protocol", "malformed status line: " .. line:sub(1, 80), #head end
     status, version = tonumber(code), tonumber(major) + tonumber(minor) / 10
     headers, header_bytes = {}, 0
     while true do
@@ -168,7 +179,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
       if not line then return read_error(err, "headers") end
       if line == "" then break end
       header_bytes = header_bytes + #line
-      if header_bytes > max_header_bytes then return nil, "too_large", "response headers are too large" end
+      if header_bytes > max_header_bytes then return nil, "too_large", "response headers are too large", #head end
       local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
       if name then
         name = name:lower()
@@ -190,7 +201,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
       line, err = receive("*l")
       if not line then return read_error(err, "chunked body") end
       local size = tonumber(line:match("^%s*(%x+)") or "", 16)
-      if not size then return nil, "network", "malformed chunk size: " .. line:sub(1, 40) end
+      if not size then return nil, "protocol", "malformed chunk size: " .. line:sub(1, 40), #head end
       if size == 0 then
         repeat -- trailers, ignored
           line, err = receive("*l")
@@ -199,7 +210,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
         break
       end
       total = total + size
-      if total > max_body then return nil, "too_large", "response body is larger than " .. max_body .. " bytes" end
+      if total > max_body then return too_big() end
       local data, crlf
       data, err = receive(size)
       if not data then return read_error(err, "chunked body") end
@@ -210,15 +221,15 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
     body = table.concat(parts)
   elseif headers["content-length"] then
     local length = tonumber(headers["content-length"]:match("^%d+$") or "")
-    if not length then return nil, "network", "malformed Content-Length" end
-    if length > max_body then return nil, "too_large", "response body is larger than " .. max_body .. " bytes" end
+    if not length then return nil, "protocol", "malformed Content-Length", #head end
+    if length > max_body then return too_big() end
     body, err = receive(length)
     if not body then return read_error(err, "body") end
   else -- no length: the body ends when the server closes
     local parts, total = {}, 0
     while true do
       local left = remaining()
-      if left <= 0 then return nil, "timeout", "timed out while reading the body" end
+      if left <= 0 then return nil, "timeout", "timed out while reading the body", #head end
       set_timeout(sock, left)
       local data
       data, err = sock:receiveany(65536)
@@ -227,7 +238,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
         break
       end
       total = total + #data
-      if total > max_body then return nil, "too_large", "response body is larger than " .. max_body .. " bytes" end
+      if total > max_body then return too_big() end
       parts[#parts + 1] = data
     end
     body, keepalive = table.concat(parts), false
@@ -239,9 +250,9 @@ function Transport:request(req)
   check_phase("HTTP", 2)
   if type(req) ~= "table" then error("request: argument must be a table", 2) end
   local scheme, host, port, target = parse_url(req.url)
-  if not scheme then return fail("invalid_request", host, false) end
+  if not scheme then return fail("invalid_request", host, 0) end
   local head, head_err = build_head(self, req, scheme, host, port, target)
-  if not head then return fail("invalid_request", head_err, false) end
+  if not head then return fail("invalid_request", head_err, 0) end
 
   local started = clock()
   local deadline = started + (req.timeout or self.timeout)
@@ -258,7 +269,7 @@ function Transport:request(req)
   local ok, err = sock:connect(host, port, { pool = pool })
   if not ok then
     local kind = connect_error_kind(err)
-    return fail(kind, ("connecting to %s:%d: %s"):format(host, port, err), false)
+    return fail(kind, ("connecting to %s:%d: %s"):format(host, port, err), 0)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if scheme == "https" and not reused then
@@ -274,15 +285,17 @@ function Transport:request(req)
     end
     if not session then
       sock:close()
-      local kind = err == "timeout" and "timeout" or "tls"
-      return fail(kind, "TLS handshake with " .. host .. ": " .. tostring(err), false)
+      -- the handshake is part of connecting: nothing of the request was written yet
+      local kind = err == "timeout" and "connect_timeout" or "tls"
+      return fail(kind, "TLS handshake with " .. host .. ": " .. tostring(err), 0)
     end
   end
 
-  local resp, kind_or_keepalive, message = exchange(sock, head, deadline, max_body, self.max_header_bytes)
+  local resp, kind_or_keepalive, message, request_bytes = exchange(sock, head, deadline, max_body,
+    self.max_header_bytes)
   if not resp then
     sock:close()
-    return fail(kind_or_keepalive, message, true)
+    return fail(kind_or_keepalive, message, request_bytes)
   end
   if kind_or_keepalive and not req.fresh_connect then
     sock:setkeepalive(self.keepalive_timeout * 1000, self.keepalive_pool)

@@ -1,0 +1,204 @@
+-- The one place that decides what a failure means: its error kind, whether a
+-- retry may help, and, for a paid order, whether it may have been placed.
+--
+-- Transports report facts (a libcurl code and how many request bytes were
+-- written, or a cosocket failure with the step it failed in). Everything that
+-- turns those facts, an HTTP status with the gateway's text, or the vendor's
+-- envelope into a decision is here, so that the client, the CLI, the batch and
+-- the OpenResty example all read the same answer off the error.
+--
+-- The money rule: a failure counts as "nothing left this machine" only when it
+-- is on NEVER_SENT (it provably happens before the first request byte is
+-- written) and the transport reports no request byte written. Anything else,
+-- including a code nobody listed and a reply that cannot be parsed, may have
+-- reached the server, and an order that may have reached it may have been charged.
+local classify = {}
+
+-- Every transport failure kind, for transports and the README alike. A
+-- transport (the C core, the cosocket transport, or a user's) reports one of
+-- these; spec/classify_spec.lua checks that no transport emits another.
+classify.TRANSPORT_KINDS = {
+  dns = "the host name could not be resolved",
+  connect = "the connection was refused or the host is unreachable",
+  connect_timeout = "no connection (TCP or TLS) within connect_timeout",
+  tls = "the TLS handshake or certificate verification failed",
+  timeout = "no complete answer within timeout, after the connection was made",
+  network = "the connection broke: reset, closed early, empty or truncated reply",
+  protocol = "the reply is not HTTP as expected (malformed status line, framing)",
+  too_large = "the response body is larger than max_body",
+  invalid_request = "the transport refused to build the request (bad URL or header); no I/O was done",
+}
+
+-- Failures that happen before the first request byte leaves. Only these can
+-- ever give sent = false, and only with no request byte written.
+classify.NEVER_SENT = { dns = true, connect = true, connect_timeout = true, tls = true, invalid_request = true }
+
+-- Transport kind → error kind (errors.KINDS) and whether a read may retry it.
+local TRANSPORT_ERRORS = {
+  dns = { "network", true }, connect = { "network", true }, connect_timeout = { "timeout", true },
+  tls = { "tls", false }, timeout = { "timeout", true }, network = { "network", true },
+  -- the same malformed or oversized answer comes back on a retry
+  protocol = { "protocol", false }, too_large = { "protocol", false },
+  invalid_request = { "invalid_input", false },
+}
+
+-- libcurl codes (curl/curl.h; stable across libcurl 7 and 8) → transport kind.
+-- A code not listed is "network": it may have happened after sending.
+local CURL_KINDS = {
+  [5] = "dns",         -- CURLE_COULDNT_RESOLVE_PROXY
+  [6] = "dns",         -- CURLE_COULDNT_RESOLVE_HOST
+  [7] = "connect",     -- CURLE_COULDNT_CONNECT
+  [1] = "protocol",    -- CURLE_UNSUPPORTED_PROTOCOL: also a malformed status line, after sending
+  [8] = "protocol",    -- CURLE_WEIRD_SERVER_REPLY
+  [63] = "too_large",  -- CURLE_FILESIZE_EXCEEDED
+  [28] = "timeout",    -- CURLE_OPERATION_TIMEDOUT: connect_timeout when never connected
+  [35] = "tls",        -- CURLE_SSL_CONNECT_ERROR
+  [53] = "tls", [54] = "tls", [66] = "tls", -- SSL engine not found / set failed / init failed
+  [58] = "tls",        -- CURLE_SSL_CERTPROBLEM
+  [59] = "tls",        -- CURLE_SSL_CIPHER
+  [60] = "tls",        -- CURLE_PEER_FAILED_VERIFICATION
+  [64] = "tls",        -- CURLE_USE_SSL_FAILED
+  [77] = "tls",        -- CURLE_SSL_CACERT_BADFILE
+  [80] = "network",    -- CURLE_SSL_SHUTDOWN_FAILED: after the exchange
+  [82] = "tls",        -- CURLE_SSL_CRL_BADFILE
+  [83] = "tls",        -- CURLE_SSL_ISSUER_ERROR
+  [90] = "tls",        -- CURLE_SSL_PINNEDPUBKEYNOTMATCH
+  [91] = "tls",        -- CURLE_SSL_INVALIDCERTSTATUS
+}
+
+-- The transport kind of a failure report: from the libcurl facts, or as the
+-- transport named it; an unknown name counts as "network" (may have been sent).
+local function transport_kind(failure)
+  if failure.too_large then return "too_large" end
+  local code = failure.curl_code
+  if type(code) == "number" and failure.kind == nil then
+    local kind = CURL_KINDS[code] or "network"
+    if kind == "timeout" and failure.connected == false then kind = "connect_timeout" end
+    return kind
+  end
+  if classify.TRANSPORT_KINDS[failure.kind] then return failure.kind end
+  return "network"
+end
+
+--- Whether a transport failure proves that no request byte left: an allowlisted
+--- kind, and no byte written (request_bytes == 0, or a transport that does not
+--- count bytes but says sent = false).
+function classify.never_sent(kind, failure)
+  if not classify.NEVER_SENT[kind] then return false end
+  if failure.request_bytes ~= nil then return failure.request_bytes == 0 end
+  return failure.sent == false
+end
+
+--- A transport failure → { kind, transport, sent, retryable, message, curl_code }.
+function classify.transport(failure)
+  local kind = transport_kind(failure)
+  local error_kind, retryable = TRANSPORT_ERRORS[kind][1], TRANSPORT_ERRORS[kind][2]
+  local sent = not classify.never_sent(kind, failure)
+  return {
+    kind = error_kind, transport = kind, sent = sent, retryable = retryable,
+    message = tostring(failure.message or kind), curl_code = failure.curl_code,
+  }
+end
+
+-- ---- answers from the gateway ------------------------------------------
+
+-- Gateway texts (api.md, gateway.md) → kind, matched on the start of the text,
+-- so the trailing period and the "xxx" parts do not matter.
+local GATEWAY_TEXTS = {
+  { "HMAC signature does not match", "auth" },
+  { "HMAC signature cannot be verified", "auth" },
+  { "HMAC id or signature missing", "auth" },
+  { "HMAC algorithm", "auth" },
+  { "HMAC authorization format error", "auth" },
+  { "HMAC apikey is invalid", "auth" },
+  { "Found no validate usage plan", "forbidden" },
+  { "There is no api match", "not_found" },
+  { "API rate limit exceeded", "rate_limited" },
+  { "API quota exceeded", "quota_exceeded" },
+}
+
+local STATUS_KINDS = { [401] = "auth", [403] = "forbidden", [404] = "not_found", [429] = "rate_limited" }
+
+-- Kinds whose answer comes from the gateway itself, which refuses the request
+-- before it reaches the vendor: an order refused this way was not placed.
+local GATEWAY_REFUSALS = { auth = true, forbidden = true, not_found = true, rate_limited = true,
+  quota_exceeded = true }
+
+local function starts_with(s, prefix)
+  return s:sub(1, #prefix) == prefix
+end
+
+--- A non-200 answer → kind, retryable. The text wins over the status: gateway
+--- versions disagree on 401 or 403 for the same text.
+function classify.http(status, text)
+  local kind
+  if type(text) == "string" then
+    for _, entry in ipairs(GATEWAY_TEXTS) do
+      if starts_with(text, entry[1]) then kind = entry[2] break end
+    end
+  end
+  kind = kind or STATUS_KINDS[status] or "http"
+  return kind, kind == "rate_limited" or (kind == "http" and type(status) == "number" and status >= 500)
+end
+
+-- ---- the vendor's envelope -----------------------------------------------
+
+-- Business codes arrive as "0", 0 or 0.0; compare them as canonical strings.
+function classify.code_string(v)
+  if type(v) == "number" and v == math.floor(v) and v > -2^53 and v < 2^53 then
+    return ("%d"):format(v)
+  elseif type(v) == "string" then
+    return v
+  end
+  return nil
+end
+
+-- Order answers whose code says the vendor refused before buying (api.md:
+-- 20704 "车架号不能为空"). Any other code, -1 "服务或其它异常" included, does not
+-- say whether the order was placed, so its outcome is unknown.
+classify.ORDER_REFUSAL_CODES = { ["20704"] = true }
+
+--- A decoded 200 answer → nil (the business code is 0) or kind, code, message.
+function classify.envelope(decoded)
+  local code = type(decoded) == "table" and classify.code_string(decoded.code)
+  if not code then return "protocol" end
+  if code == "0" then return nil end
+  local message = type(decoded.message) == "string" and decoded.message or ("business error " .. code)
+  return "api", code, message
+end
+
+--- Report status of a decoded report answer: "pending", "ready", "no_records",
+--- or nil, kind ("protocol" for a malformed answer, "api" for a business result
+--- nobody documented), code.
+function classify.report_status(decoded, report_status, pending_results)
+  local data = decoded.data
+  local detail = type(data) == "table" and type(data.detail) == "table" and data.detail or nil
+  local pending = type(data) == "table" and pending_results[classify.code_string(data.result) or ""]
+  if not detail and not pending then return nil, "protocol" end
+  local raw = detail and classify.code_string(detail.resultCode)
+  local status = raw and report_status[tonumber(raw)]
+  if status then return status end
+  if pending then return "pending" end
+  if raw == nil then return nil, "protocol" end -- detail an array, resultCode missing or not a scalar
+  return nil, "api", raw
+end
+
+-- ---- paid orders ----------------------------------------------------------
+
+--- The outcome of a failed order call: "not_placed" when the failure proves the
+--- order was not bought, "unknown" otherwise. `err` is a client error.
+function classify.order_outcome(err)
+  if err.transport then return err.sent and "unknown" or "not_placed" end
+  if err.kind == "invalid_input" then return "not_placed" end
+  if GATEWAY_REFUSALS[err.kind] then return "not_placed" end
+  if err.kind == "api" and classify.ORDER_REFUSAL_CODES[tostring(err.code)] then return "not_placed" end
+  return "unknown"
+end
+
+--- Whether a failed order may be sent again by the client itself: only when
+--- nothing left and the failure is one a retry may cure.
+function classify.order_retryable(err)
+  return err.transport ~= nil and not err.sent and err.retryable
+end
+
+return classify
