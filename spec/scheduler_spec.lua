@@ -501,3 +501,60 @@ describe("scheduler foreign yields", function()
     assert.are.equal("left", h:result())
   end)
 end)
+
+describe("scheduler before_send", function()
+  it("runs once a slot is free, right before the request is handed to the transport", function()
+    local world = virtual_world()
+    local s = new_scheduler(world, 1)
+    local log = {}
+    local function task(name)
+      return function()
+        local resp = s:request({ url = name, delay = 1 }, function()
+          -- what the transport had taken when the hook ran
+          log[#log + 1] = name .. "@" .. #world.submitted
+          return true
+        end)
+        return resp.body
+      end
+    end
+    local a = s:spawn(task("a"))
+    local b = s:spawn(task("b"))
+    s:run()
+    assert.are.same({ "a" }, { a:result() })
+    assert.are.same({ "b" }, { b:result() })
+    -- b's hook ran only after a's request finished and freed the one slot
+    assert.are.same({ "a@0", "b@1" }, log)
+  end)
+
+  it("keeps the request from the transport when it returns nil, err, or raises", function()
+    local world = virtual_world()
+    local s = new_scheduler(world, 4)
+    local refused = s:spawn(function()
+      return s:request({ url = "x" }, function() return nil, "disk full" end)
+    end)
+    local raised = s:spawn(function()
+      return s:request({ url = "y" }, function() error("hook broke") end)
+    end)
+    s:run()
+    assert.are.same({ nil, "disk full" }, { refused:result() })
+    local value, err = raised:result()
+    assert.is_nil(value)
+    assert.truthy(tostring(err):find("hook broke", 1, true))
+    assert.are.equal(0, #world.submitted)
+  end)
+
+  it("is never run for a request cancelled while it waited for a slot", function()
+    local world = virtual_world()
+    local s = new_scheduler(world, 1)
+    local ran = 0
+    s:spawn(function() return s:request{ url = "first", delay = 1 } end)
+    local queued = s:spawn(function()
+      return s:request({ url = "second" }, function() ran = ran + 1 return true end)
+    end)
+    s:step(0)
+    queued:cancel()
+    s:run()
+    assert.are.equal(0, ran)
+    assert.are.equal(1, #world.submitted)
+  end)
+end)

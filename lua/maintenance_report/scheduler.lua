@@ -13,7 +13,11 @@
 --   s:run()                              steps until no task is left
 --   s:pending() → tasks still running
 --   s:running() → true when the calling coroutine is one of s's own tasks
---   s:request(req) → response | nil, err   only inside s's tasks: through s's transport
+--   s:request(req, before_send) → response | nil, err   only inside s's tasks: through
+--                                        s's transport; before_send() (optional) runs once a
+--                                        transport slot is free, right before the request is
+--                                        handed over; if it returns nil, err, the request is
+--                                        not sent and the task gets nil, err
 --   s:sleep(seconds)                        only inside s's tasks: a timer of s
 --   scheduler.current() → the scheduler whose task is running, or nil
 --   scheduler.request(req), scheduler.sleep(seconds): the same for scheduler.current()
@@ -176,7 +180,7 @@ function Scheduler:_resume(handle, args)
   elseif coroutine.status(co) == "dead" then
     callback_error = self:_finish(handle, "done", pack(unpack(r, 2, r.n)))
   elseif r[2] == HTTP then
-    local entry = { handle = handle, req = r[3] }
+    local entry = { handle = handle, req = r[3], before_send = r[4] }
     handle._queued = entry
     self._queued_tail = self._queued_tail + 1
     self._queued[self._queued_tail] = entry
@@ -205,7 +209,14 @@ function Scheduler:_submit_queued()
     local handle = entry.handle
     if handle then -- nil: cancelled before it had a slot, never submitted
       handle._queued = nil
-      local id, err = self._transport:submit(entry.req)
+      -- The hook runs here, with a slot free, so what it records (a paid
+      -- order's intent) is about to be true; a queued request records nothing.
+      local id, err = true, nil
+      if entry.before_send then
+        local ok, a, b = pcall(entry.before_send)
+        if ok then id, err = a, b else id, err = nil, a end
+      end
+      if id then id, err = self._transport:submit(entry.req) end
       if id then
         handle._transfer, handle._sent = id, true
         self._in_flight[id] = handle
@@ -334,11 +345,11 @@ end
 -- ---- what tasks call -----------------------------------------------------
 
 --- Inside one of this scheduler's tasks: sends a request through its transport and waits.
-function Scheduler:request(req)
+function Scheduler:request(req, before_send)
   if not self:running() then
     error("scheduler:request: not inside one of this scheduler's tasks (block on the transport there)", 2)
   end
-  return coroutine.yield(HTTP, req)
+  return coroutine.yield(HTTP, req, before_send)
 end
 
 --- Inside one of this scheduler's tasks: waits without blocking the other tasks.
