@@ -41,7 +41,8 @@ describe("option values out of range", function()
       { "retries", 0 / 0 }, { "max_body", 42 }, { "poll_interval", 0 }, { "poll_interval", -1 },
       { "max_wait", 0 / 0 }, { "max_wait", math.huge }, { "timeout", 0 }, { "timeout", 1 / 0 },
       { "connect_timeout", -5 }, { "first_poll_delay", 0 }, { "retry_base", -0.1 },
-      { "utc_offset_hours", 99 }, { "utc_offset_hours", 0 / 0 },
+      { "utc_offset_hours", 99 }, { "utc_offset_hours", 0 / 0 }, { "utc_offset_hours", 5.6 },
+      { "utc_offset_hours", 14.25 },
     } do
       local c, err = mr.new(base_opts{ [case[1]] = case[2] })
       assert.is_nil(c, case[1] .. "=" .. tostring(case[2]))

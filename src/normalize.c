@@ -1,33 +1,20 @@
-/* The report normalizer (README, "The normalized report"): normalize.report,
- * normalize.date and normalize.number, bound as core.normalize_report,
- * core.normalize_date and core.normalize_number.
+/* The report walk (docs/normalize.md): core.normalize_report turns the
+ * cjson-decoded vendor body into the normalized report. Numbers are read by
+ * normalize_number.c, dates by normalize_date.c.
  *
- * It walks the cjson-decoded table with the Lua C API. Every read is a raw
- * one (no metamethod runs), a value of the wrong type counts as absent, and
- * nothing raises but a memory error. Where an output string equals an input
- * string, the input value itself is pushed: no copy and no new string.
- *
- * Numbers follow the interpreter's own rules: decimal text goes through
- * lua_stringtonumber (5.3+) or lua_tonumber (5.1, LuaJIT), exactly as
- * tonumber would, and on 5.3+ integral values get the integer subtype.
- * Epoch arithmetic reproduces Lua's mixed integer/float semantics on 5.4
- * (including the integer wrap-around of math.mininteger). No libm: math.h
- * only for the isfinite macro. */
+ * Every read is a raw one (no metamethod runs), a value of the wrong type
+ * counts as absent, and nothing raises but a memory error or a bad
+ * utc_offset_hours. Where an output string equals an input string, the input
+ * value itself is pushed: no copy and no new string. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compat.h"
 #include "core.h"
+#include "normalize.h"
 
-#define MS_PER_HOUR 3600000
-#define MS_PER_DAY 86400000.0
-/* 10000-01-01T00:00Z: keeps computed years within reach of 1..9999. */
-#define MAX_ABS_EPOCH_MS 253402300800000LL
-#define DEFAULT_UTC_OFFSET_HOURS 8
 #define UNDATED 0x7fffffff /* sort key of a record without a date: last */
-#define NUMBUF 64          /* decimal text converted from a stack buffer up to this size */
 #define SMALL_LIST 32      /* records built on the stack, list entries collected before the table */
 
 /* Every table key and constant string, pushed once as upvalues of
@@ -83,450 +70,6 @@ static const char maintenance_words[3][7] = {"\xe4\xbf\x9d\xe5\x85\xbb", "\xe6\x
 #define FOUND_BODYWORK 1
 #define FOUND_MAINTENANCE 2
 
-/* A Lua number with its subtype: on 5.3+ an integer (i) or a float (f). */
-typedef struct {
-#if LUA_VERSION_NUM >= 503
-    int is_int;
-    lua_Integer i;
-#endif
-    lua_Number f;
-} mr_num;
-
-/* ------------------------------------------------------------------------
- * Bytes and numbers
- * ------------------------------------------------------------------------ */
-
-/* Lua's %s in the C locale (and LuaJIT's): \t \n \v \f \r and space. */
-static int is_space(unsigned char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
-
-static int is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* The trimmed part of s[0..len) is s[*b..*e). */
-static void trim(const unsigned char *s, size_t len, size_t *b, size_t *e)
-{
-    size_t i = 0, j = len;
-    while (i < j && is_space(s[i]))
-        i++;
-    while (j > i && is_space(s[j - 1]))
-        j--;
-    *b = i;
-    *e = j;
-}
-
-/* ^[+-]?%d+%.?%d*$ or ^[+-]?%.%d+$ */
-static int is_decimal(const unsigned char *s, size_t n)
-{
-    size_t i = 0, start;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        i++;
-    start = i;
-    while (i < n && is_digit(s[i]))
-        i++;
-    if (i > start) {
-        if (i < n && s[i] == '.')
-            for (i++; i < n && is_digit(s[i]); i++)
-                ;
-        return i == n;
-    }
-    if (i >= n || s[i] != '.')
-        return 0;
-    start = ++i;
-    while (i < n && is_digit(s[i]))
-        i++;
-    return i > start && i == n;
-}
-
-/* ^-?%d+$ */
-static int is_epoch_text(const unsigned char *s, size_t n)
-{
-    size_t i = (n > 0 && s[0] == '-') ? 1 : 0, start = i;
-    while (i < n && is_digit(s[i]))
-        i++;
-    return i > start && i == n;
-}
-
-static lua_Number abs_num(lua_Number f)
-{
-    return f < 0 ? -f : f;
-}
-
-/* f % 1 == 0 for a finite f. */
-static int is_integral(lua_Number f)
-{
-    if (abs_num(f) >= 4503599627370496.0) /* 2^52: no fraction bits left */
-        return 1;
-    return (lua_Number)(long long)f == f;
-}
-
-/* math.floor for |q| < 2^52. */
-static long long floor_small(lua_Number q)
-{
-    long long t = (long long)q;
-    return (lua_Number)t > q ? t - 1 : t;
-}
-
-/* Pushes tidy_number(f) (integral floats as integers on 5.3+), or returns 0
- * for NaN and infinities. */
-static int push_float(lua_State *L, lua_Number f)
-{
-    if (!isfinite(f))
-        return 0;
-#if LUA_VERSION_NUM >= 503
-    {
-        lua_Integer i;
-        if (is_integral(f) && lua_numbertointeger(f, &i)) {
-            lua_pushinteger(L, i);
-            return 1;
-        }
-    }
-#endif
-    lua_pushnumber(L, f);
-    return 1;
-}
-
-/* normalize.number of the text s[0..len): pushes the number and returns 1,
- * or returns 0. src is the stack index of a string that is exactly this
- * text, or 0 when the text is part of a longer string. */
-static int push_number_text(lua_State *L, const char *text, size_t len, int src)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t b, e, i;
-    trim(s, len, &b, &e);
-    if (!is_decimal(s + b, e - b))
-        return 0;
-    if (e - b <= 15) { /* plain digits below 10^15: exact in every interpreter */
-        long long v = 0;
-        for (i = b; i < e && is_digit(s[i]); i++)
-            v = v * 10 + (s[i] - '0');
-        if (i == e) {
-            mr_push_integer(L, v);
-            return 1;
-        }
-    }
-    if (b != 0 || e != len)
-        src = 0; /* tonumber saw the trimmed text */
-#if LUA_VERSION_NUM >= 503
-    {
-        size_t ok;
-        if (src != 0) {
-            ok = lua_stringtonumber(L, lua_tostring(L, src));
-        } else if (e - b < NUMBUF) {
-            char buf[NUMBUF];
-            memcpy(buf, text + b, e - b);
-            buf[e - b] = '\0';
-            ok = lua_stringtonumber(L, buf);
-        } else {
-            lua_pushlstring(L, text + b, e - b);
-            ok = lua_stringtonumber(L, lua_tostring(L, -1));
-            lua_remove(L, ok ? -2 : -1);
-        }
-        if (!ok)
-            return 0;
-        if (lua_isinteger(L, -1))
-            return 1;
-        {
-            lua_Number f = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-            return push_float(L, f);
-        }
-    }
-#else
-    {
-        lua_Number f;
-        if (src != 0) {
-            f = lua_tonumber(L, src);
-        } else {
-            lua_pushlstring(L, text + b, e - b);
-            f = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-        }
-        return push_float(L, f);
-    }
-#endif
-}
-
-/* normalize.number of the value at idx: pushes the number and returns 1, or returns 0. */
-static int push_number(lua_State *L, int idx)
-{
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
-        if (lua_isinteger(L, idx)) {
-            lua_pushvalue(L, idx);
-            return 1;
-        }
-#endif
-        return push_float(L, lua_tonumber(L, idx));
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        return push_number_text(L, s, len, idx);
-    }
-    default:
-        return 0;
-    }
-}
-
-static void read_num(lua_State *L, int idx, mr_num *n)
-{
-#if LUA_VERSION_NUM >= 503
-    n->is_int = lua_isinteger(L, idx);
-    n->i = n->is_int ? lua_tointeger(L, idx) : 0;
-#endif
-    n->f = lua_tonumber(L, idx);
-}
-
-/* ------------------------------------------------------------------------
- * Dates
- * ------------------------------------------------------------------------ */
-
-/* utc_offset_or_default: a finite number with math.abs(hours) <= 24, else 8.
- * On 5.4 math.abs(math.mininteger) is math.mininteger, which passes. */
-static void utc_offset_at(lua_State *L, int idx, mr_num *hours)
-{
-    if (lua_type(L, idx) == LUA_TNUMBER) {
-        int ok;
-        read_num(L, idx, hours);
-#if LUA_VERSION_NUM >= 503
-        if (hours->is_int)
-            ok = (hours->i >= -24 && hours->i <= 24) || hours->i == LUA_MININTEGER;
-        else
-#endif
-            ok = isfinite(hours->f) && abs_num(hours->f) <= 24;
-        if (ok)
-            return;
-    }
-#if LUA_VERSION_NUM >= 503
-    hours->is_int = 1;
-    hours->i = DEFAULT_UTC_OFFSET_HOURS;
-#endif
-    hours->f = DEFAULT_UTC_OFFSET_HOURS;
-}
-
-static long long floor_div(long long a, long long b)
-{
-    long long q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
-        return 29;
-    return days[m - 1];
-}
-
-static int valid_date(long long y, long long m, long long d)
-{
-    return y >= 1 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month((int)y, (int)m);
-}
-
-/* Civil date from days since 1970-01-01 (H. Hinnant's civil_from_days). */
-static void civil_from_days(long long days, long long *y, long long *m, long long *d)
-{
-    long long z = days + 719468;
-    long long era = floor_div(z, 146097);
-    long long doe = z - era * 146097;
-    long long yoe = floor_div(doe - floor_div(doe, 1460) + floor_div(doe, 36524) - floor_div(doe, 146096), 365);
-    long long doy = doe - (365 * yoe + floor_div(yoe, 4) - floor_div(yoe, 100));
-    long long mp = floor_div(5 * doy + 2, 153);
-    *d = doy - floor_div(153 * mp + 2, 5) + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
-}
-
-/* The civil date of epoch ms at the offset, with Lua's arithmetic:
- * floor((ms + hours * MS_PER_HOUR) / MS_PER_DAY), integer or float operations
- * as the operands' subtypes make them on 5.4. Returns 0 out of range. */
-static int date_from_epoch(const mr_num *ms, const mr_num *hours, int *y, int *m, int *d)
-{
-    lua_Number q;
-    long long yy, mm, dd;
-#if LUA_VERSION_NUM >= 503
-    /* hours * MS_PER_HOUR in integers wraps like Lua's (math.mininteger gives 0). */
-    lua_Integer shift = hours->is_int ? (lua_Integer)((lua_Unsigned)hours->i * MS_PER_HOUR) : 0;
-    if (ms->is_int) {
-        /* math.abs(math.mininteger) passes the Lua's range check, then always
-         * gives a year hundreds of millions away from 1..9999. */
-        if (ms->i == LUA_MININTEGER || ms->i > MAX_ABS_EPOCH_MS || ms->i < -MAX_ABS_EPOCH_MS)
-            return 0;
-        if (hours->is_int)
-            q = (lua_Number)(ms->i + shift) / MS_PER_DAY;
-        else
-            q = ((lua_Number)ms->i + hours->f * MS_PER_HOUR) / MS_PER_DAY;
-    } else {
-        if (!isfinite(ms->f) || abs_num(ms->f) > (lua_Number)MAX_ABS_EPOCH_MS)
-            return 0;
-        if (hours->is_int)
-            q = (ms->f + (lua_Number)shift) / MS_PER_DAY;
-        else
-            q = (ms->f + hours->f * MS_PER_HOUR) / MS_PER_DAY;
-    }
-#else
-    if (!isfinite(ms->f) || abs_num(ms->f) > (lua_Number)MAX_ABS_EPOCH_MS)
-        return 0;
-    q = (ms->f + hours->f * MS_PER_HOUR) / MS_PER_DAY;
-#endif
-    civil_from_days(floor_small(q), &yy, &mm, &dd);
-    if (!valid_date(yy, mm, dd))
-        return 0;
-    *y = (int)yy;
-    *m = (int)mm;
-    *d = (int)dd;
-    return 1;
-}
-
-/* "YYYY-MM-DD" or "YYYY/MM/DD" (one-digit month and day allowed), then
- * nothing or " h[h]:mm…" / "Th[h]:mm…": what the Lua pattern
- * ^(%d%d%d%d)([-/])(%d%d?)%2(%d%d?)(.*)$ and the check of the rest accepted. */
-static int date_from_text(const unsigned char *s, size_t n, int *y, int *m, int *d)
-{
-    size_t p;
-    unsigned char sep;
-    if (n < 8 || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2]) || !is_digit(s[3]))
-        return 0;
-    sep = s[4];
-    if ((sep != '-' && sep != '/') || !is_digit(s[5]))
-        return 0;
-    if (is_digit(s[6])) { /* %d%d? is greedy; backing off to one digit would leave a digit before %2 */
-        if (s[7] != sep)
-            return 0;
-        *m = (s[5] - '0') * 10 + (s[6] - '0');
-        p = 8;
-    } else {
-        if (s[6] != sep)
-            return 0;
-        *m = s[5] - '0';
-        p = 7;
-    }
-    if (p >= n || !is_digit(s[p]))
-        return 0;
-    if (p + 1 < n && is_digit(s[p + 1])) {
-        *d = (s[p] - '0') * 10 + (s[p + 1] - '0');
-        p += 2;
-    } else {
-        *d = s[p] - '0';
-        p += 1;
-    }
-    if (p < n) { /* ^[T ]%d%d?:%d%d */
-        if (s[p] != 'T' && s[p] != ' ')
-            return 0;
-        p++;
-        if (p >= n || !is_digit(s[p]))
-            return 0;
-        if (p + 1 < n && is_digit(s[p + 1]))
-            p += 2;
-        else
-            p += 1;
-        if (p + 2 >= n || s[p] != ':' || !is_digit(s[p + 1]) || !is_digit(s[p + 2]))
-            return 0;
-    }
-    *y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    return valid_date(*y, *m, *d);
-}
-
-/* Epoch ms from text matching ^-?%d+$, as tonumber gives it. */
-static int epoch_text_num(lua_State *L, int idx, const unsigned char *s, size_t n, int whole, mr_num *ms)
-{
-    size_t i = (s[0] == '-') ? 1 : 0;
-    if (n - i <= 15) { /* exact in every interpreter: an integer on 5.3+ */
-        long long v = 0;
-        size_t j;
-        for (j = i; j < n; j++)
-            v = v * 10 + (s[j] - '0');
-        if (i)
-            v = -v;
-#if LUA_VERSION_NUM >= 503
-        ms->is_int = 1;
-        ms->i = (lua_Integer)v;
-#endif
-        ms->f = (lua_Number)v;
-        return 1;
-    }
-#if LUA_VERSION_NUM >= 503
-    {
-        size_t ok;
-        if (whole) {
-            ok = lua_stringtonumber(L, lua_tostring(L, idx));
-        } else {
-            lua_pushlstring(L, (const char *)s, n);
-            ok = lua_stringtonumber(L, lua_tostring(L, -1));
-            lua_remove(L, ok ? -2 : -1);
-        }
-        if (!ok)
-            return 0;
-        read_num(L, -1, ms);
-        lua_pop(L, 1);
-        return 1;
-    }
-#else
-    if (whole) {
-        ms->f = lua_tonumber(L, idx);
-    } else {
-        lua_pushlstring(L, (const char *)s, n);
-        ms->f = lua_tonumber(L, -1);
-        lua_pop(L, 1);
-    }
-    return 1;
-#endif
-}
-
-/* normalize.date of the value at idx: pushes "YYYY-MM-DD", stores its sort key
- * (yyyymmdd) in *key and returns 1; or returns 0. */
-static int push_date(lua_State *L, int idx, const mr_num *hours, int *key)
-{
-    int y, m, d;
-    char out[10];
-    mr_num ms;
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-        read_num(L, idx, &ms);
-        if (!date_from_epoch(&ms, hours, &y, &m, &d))
-            return 0;
-        break;
-    case LUA_TSTRING: {
-        size_t len, b, e;
-        const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
-        trim(s, len, &b, &e);
-        if (is_epoch_text(s + b, e - b)) {
-            if (!epoch_text_num(L, idx, s + b, e - b, b == 0 && e == len, &ms) ||
-                !date_from_epoch(&ms, hours, &y, &m, &d))
-                return 0;
-            break;
-        }
-        if (!date_from_text(s + b, e - b, &y, &m, &d))
-            return 0;
-        if (len == 10 && b == 0 && e == len && s[4] == '-' && s[7] == '-') { /* already YYYY-MM-DD */
-            lua_pushvalue(L, idx);
-            *key = y * 10000 + m * 100 + d;
-            return 1;
-        }
-        break;
-    }
-    default:
-        return 0;
-    }
-    out[0] = (char)('0' + y / 1000);
-    out[1] = (char)('0' + y / 100 % 10);
-    out[2] = (char)('0' + y / 10 % 10);
-    out[3] = (char)('0' + y % 10);
-    out[4] = '-';
-    out[5] = (char)('0' + m / 10);
-    out[6] = (char)('0' + m % 10);
-    out[7] = '-';
-    out[8] = (char)('0' + d / 10);
-    out[9] = (char)('0' + d % 10);
-    lua_pushlstring(L, out, sizeof out);
-    *key = y * 10000 + m * 100 + d;
-    return 1;
-}
 
 /* ------------------------------------------------------------------------
  * Fields of the vendor's tables
@@ -554,18 +97,18 @@ static int is_object(lua_State *L, int idx)
 
 /* Each reader leaves exactly one value on the stack and returns 1, or leaves
  * nothing and returns 0. */
-typedef int (*mr_reader)(lua_State *L, int t, int k, const mr_num *hours);
+typedef int (*mr_reader)(lua_State *L, int t, int k, long long offset_ms);
 
 /* text(t[k]): trimmed, non-empty. */
-static int read_text(lua_State *L, int t, int k, const mr_num *hours)
+static int read_text(lua_State *L, int t, int k, long long offset_ms)
 {
     int v = get(L, t, k);
     size_t len, b, e;
     const unsigned char *s;
-    (void)hours;
+    (void)offset_ms;
     if (lua_type(L, v) == LUA_TSTRING) {
         s = (const unsigned char *)lua_tolstring(L, v, &len);
-        trim(s, len, &b, &e);
+        mr_trim(s, len, &b, &e);
         if (b == 0 && e == len && len > 0)
             return 1; /* the value itself */
         if (e > b) {
@@ -578,11 +121,11 @@ static int read_text(lua_State *L, int t, int k, const mr_num *hours)
     return 0;
 }
 
-static int read_number(lua_State *L, int t, int k, const mr_num *hours)
+static int read_number(lua_State *L, int t, int k, long long offset_ms)
 {
     int v = get(L, t, k);
-    (void)hours;
-    if (push_number(L, v)) {
+    (void)offset_ms;
+    if (mr_push_number(L, v)) {
         lua_replace(L, v);
         return 1;
     }
@@ -591,9 +134,9 @@ static int read_number(lua_State *L, int t, int k, const mr_num *hours)
 }
 
 /* A whole year 1000..9999. */
-static int read_year(lua_State *L, int t, int k, const mr_num *hours)
+static int read_year(lua_State *L, int t, int k, long long offset_ms)
 {
-    if (!read_number(L, t, k, hours))
+    if (!read_number(L, t, k, offset_ms))
         return 0;
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(L, -1)) {
@@ -604,7 +147,7 @@ static int read_year(lua_State *L, int t, int k, const mr_num *hours)
 #endif
     {
         lua_Number n = lua_tonumber(L, -1);
-        if (is_integral(n) && n >= 1000 && n <= 9999)
+        if (mr_is_integral(n) && n >= 1000 && n <= 9999)
             return 1;
     }
     lua_pop(L, 1);
@@ -612,10 +155,10 @@ static int read_year(lua_State *L, int t, int k, const mr_num *hours)
 }
 
 /* true for 1, false for 0. */
-static int read_flag(lua_State *L, int t, int k, const mr_num *hours)
+static int read_flag(lua_State *L, int t, int k, long long offset_ms)
 {
     lua_Number n;
-    if (!read_number(L, t, k, hours))
+    if (!read_number(L, t, k, offset_ms))
         return 0;
     n = lua_tonumber(L, -1);
     lua_pop(L, 1);
@@ -625,10 +168,10 @@ static int read_flag(lua_State *L, int t, int k, const mr_num *hours)
     return 1;
 }
 
-static int read_date(lua_State *L, int t, int k, const mr_num *hours)
+static int read_date(lua_State *L, int t, int k, long long offset_ms)
 {
     int v = get(L, t, k), key;
-    if (push_date(L, v, hours, &key)) {
+    if (mr_push_date(L, v, offset_ms, &key)) {
         lua_replace(L, v);
         return 1;
     }
@@ -637,12 +180,12 @@ static int read_date(lua_State *L, int t, int k, const mr_num *hours)
 }
 
 /* out[to] = read(src[from]) when the reader gives a value; src 0 is absent. */
-static void set_from(lua_State *L, int out, int to, mr_reader read, int src, int from, const mr_num *hours)
+static void set_from(lua_State *L, int out, int to, mr_reader read, int src, int from, long long offset_ms)
 {
     if (src == 0)
         return;
     lua_pushvalue(L, KEY(to));
-    if (read(L, src, from, hours))
+    if (read(L, src, from, offset_ms))
         lua_rawset(L, out);
     else
         lua_pop(L, 1);
@@ -708,9 +251,9 @@ static int split_next(mr_splitter *it, size_t *b, size_t *e)
         } else {
             stop = it->pos = it->len;
         }
-        while (start < stop && is_space(s[start]))
+        while (start < stop && mr_is_space(s[start]))
             start++;
-        while (stop > start && is_space(s[stop - 1]))
+        while (stop > start && mr_is_space(s[stop - 1]))
             stop--;
         if (stop > start) {
             *b = start;
@@ -803,10 +346,10 @@ static void push_material(lua_State *L, int v, const unsigned char *s, size_t le
     }
     if (width != 0) {
         size_t nb, ne;
-        trim(s + b, at - b, &nb, &ne);
+        mr_trim(s + b, at - b, &nb, &ne);
         if (ne > nb) {
             lua_pushvalue(L, KEY(K_QUANTITY));
-            if (push_number_text(L, (const char *)s + at + width, e - at - width, 0)) {
+            if (mr_push_number_text(L, (const char *)s + at + width, e - at - width, 0)) {
                 lua_rawset(L, -3);
                 lua_pushvalue(L, KEY(K_NAME));
                 lua_pushlstring(L, (const char *)s + b + nb, ne - nb);
@@ -855,7 +398,7 @@ static void push_packed_list(lua_State *L, int v, int *found)
 }
 
 /* Pushes the normalized record of the table at raw; returns its date's sort key. */
-static int push_record(lua_State *L, int raw, const mr_num *hours)
+static int push_record(lua_State *L, int raw, long long offset_ms)
 {
     int rec, v, key = UNDATED, found = 0;
     lua_createtable(L, 0, 6);
@@ -863,10 +406,10 @@ static int push_record(lua_State *L, int raw, const mr_num *hours)
 
     lua_pushvalue(L, KEY(K_DATE));
     v = get(L, raw, K_REPAIR_DATE);
-    if (!push_date(L, v, hours, &key)) {
+    if (!mr_push_date(L, v, offset_ms, &key)) {
         lua_pop(L, 1);
         v = get(L, raw, K_MAINTAIN_DATE);
-        if (!push_date(L, v, hours, &key))
+        if (!mr_push_date(L, v, offset_ms, &key))
             lua_pushnil(L);
     }
     lua_remove(L, v); /* key, date */
@@ -875,7 +418,7 @@ static int push_record(lua_State *L, int raw, const mr_num *hours)
     else
         lua_pop(L, 2);
 
-    set_from(L, rec, K_MILEAGE, read_number, raw, K_MILEAGE, hours);
+    set_from(L, rec, K_MILEAGE, read_number, raw, K_MILEAGE, offset_ms);
 
     lua_pushvalue(L, KEY(K_ITEMS));
     v = get(L, raw, K_CONTENT);
@@ -894,7 +437,7 @@ static int push_record(lua_State *L, int raw, const mr_num *hours)
     lua_rawset(L, rec);
 
     lua_pushvalue(L, KEY(K_TYPE));
-    if (read_text(L, raw, K_TYPE, hours)) {
+    if (read_text(L, raw, K_TYPE, offset_ms)) {
         size_t len;
         const unsigned char *s = (const unsigned char *)lua_tolstring(L, -1, &len);
         found = mentions(s, len, found);
@@ -960,7 +503,7 @@ static int read_list_key(lua_State *L, mr_list_key *key)
     key->i = 0;
 #endif
     key->f = lua_tonumber(L, -1);
-    return key->f >= 1 && isfinite(key->f) && is_integral(key->f);
+    return key->f >= 1 && isfinite(key->f) && mr_is_integral(key->f);
 }
 
 /* array_items: counts the keys of the table at t into *count. Returns -1 when
@@ -1026,7 +569,7 @@ static int compare_sort_keys(const void *pa, const void *pb)
 /* records(value): the normalized records of the list at value, dated ones by
  * date, ties and undated ones (last) in list order. Short lists are built on
  * the stack and copied once, in order, into their table. */
-static void push_records(lua_State *L, int value, const mr_num *hours)
+static void push_records(lua_State *L, int value, long long offset_ms)
 {
     long long small_order[SMALL_LIST], *order = small_order;
     mr_list_key *keys = NULL;
@@ -1067,7 +610,7 @@ static void push_records(lua_State *L, int value, const mr_num *hours)
             lua_pop(L, 1);
             continue;
         }
-        order[k] = (long long)push_record(L, raw, hours) << 32 | (long long)k;
+        order[k] = (long long)push_record(L, raw, offset_ms) << 32 | (long long)k;
         if (k > 0 && order[k] < order[k - 1])
             sorted = 0;
         k++;
@@ -1098,13 +641,13 @@ static void push_records(lua_State *L, int value, const mr_num *hours)
     }
 }
 
-static void set_records(lua_State *L, int out, int to, int detail, int from, const mr_num *hours)
+static void set_records(lua_State *L, int out, int to, int detail, int from, long long offset_ms)
 {
     int v;
     lua_pushvalue(L, KEY(to));
     if (detail != 0) {
         v = get(L, detail, from);
-        push_records(L, v, hours);
+        push_records(L, v, offset_ms);
         lua_remove(L, v);
     } else {
         lua_newtable(L);
@@ -1141,20 +684,21 @@ static const unsigned char flag_fields[][2] = {
 };
 
 /* normalize_report(decoded, status, order_id, utc_offset_hours)
- *   → report | nil, "report body is not an object" */
+ *   → report | nil, "report body is not an object"; a bad offset raises,
+ *   whatever decoded is, before anything is built. */
 static int l_normalize_report(lua_State *L)
 {
     int data = 0, detail = 0, out, sub;
     size_t i;
-    mr_num hours;
+    long long offset_ms;
+    lua_settop(L, 4);
+    offset_ms = mr_utc_offset_ms(L, 4);
     if (lua_type(L, 1) != LUA_TTABLE) {
         lua_pushnil(L);
         lua_pushliteral(L, "report body is not an object");
         return 2;
     }
-    lua_settop(L, 4);
     luaL_checkstack(L, 32, "normalize_report");
-    utc_offset_at(L, 4, &hours);
 
     data = get(L, 1, K_DATA); /* 5 */
     if (is_object(L, data)) {
@@ -1177,10 +721,10 @@ static int l_normalize_report(lua_State *L)
         lua_pushvalue(L, 3);
         lua_rawset(L, out);
     }
-    set_from(L, out, K_CODE, read_number, detail, K_RESULT_CODE, &hours);
+    set_from(L, out, K_CODE, read_number, detail, K_RESULT_CODE, offset_ms);
     lua_pushvalue(L, KEY(K_MESSAGE));
-    if ((detail != 0 && read_text(L, detail, K_RESULT_MSG, &hours)) ||
-        (data != 0 && read_text(L, data, K_DESCRIPTION, &hours)))
+    if ((detail != 0 && read_text(L, detail, K_RESULT_MSG, offset_ms)) ||
+        (data != 0 && read_text(L, data, K_DESCRIPTION, offset_ms)))
         lua_rawset(L, out);
     else
         lua_pop(L, 1);
@@ -1189,25 +733,25 @@ static int l_normalize_report(lua_State *L)
     lua_createtable(L, 0, 9);
     sub = lua_gettop(L);
     for (i = 0; i < sizeof vehicle_fields / sizeof vehicle_fields[0]; i++)
-        set_from(L, sub, vehicle_fields[i].to, vehicle_fields[i].read, detail, vehicle_fields[i].from, &hours);
+        set_from(L, sub, vehicle_fields[i].to, vehicle_fields[i].read, detail, vehicle_fields[i].from, offset_ms);
     lua_rawset(L, out);
 
     lua_pushvalue(L, KEY(K_FLAGS));
     lua_createtable(L, 0, 6);
     sub = lua_gettop(L);
     for (i = 0; i < sizeof flag_fields / sizeof flag_fields[0]; i++)
-        set_from(L, sub, flag_fields[i][0], read_flag, detail, flag_fields[i][1], &hours);
+        set_from(L, sub, flag_fields[i][0], read_flag, detail, flag_fields[i][1], offset_ms);
     lua_rawset(L, out);
 
-    set_from(L, out, K_MILEAGE_ESTIMATE, read_number, detail, K_MILEAGE_ESTIMATE_IN, &hours);
-    set_from(L, out, K_MILEAGE_PER_YEAR, read_number, detail, K_MILEAGE_EVERY_YEAR, &hours);
-    set_from(L, out, K_MAINTENANCE_PER_YEAR, read_number, detail, K_MAINTAIN_TIMES, &hours);
-    set_from(L, out, K_LAST_MAINTENANCE_DATE, read_date, detail, K_LAST_MAINTAIN_TIME, &hours);
-    set_from(L, out, K_LAST_REPAIR_DATE, read_date, detail, K_LAST_REPAIR_TIME, &hours);
-    set_records(L, out, K_RECORDS, detail, K_NORMAL_RECORDS_IN, &hours);
-    set_records(L, out, K_COMPONENT_RECORDS, detail, K_COMPONENT_RECORDS_IN, &hours);
-    set_records(L, out, K_EXTERIOR_RECORDS, detail, K_OUTSIDE_RECORDS_IN, &hours);
-    set_records(L, out, K_STRUCTURAL_RECORDS, detail, K_CONSTRUCT_RECORDS_IN, &hours);
+    set_from(L, out, K_MILEAGE_ESTIMATE, read_number, detail, K_MILEAGE_ESTIMATE_IN, offset_ms);
+    set_from(L, out, K_MILEAGE_PER_YEAR, read_number, detail, K_MILEAGE_EVERY_YEAR, offset_ms);
+    set_from(L, out, K_MAINTENANCE_PER_YEAR, read_number, detail, K_MAINTAIN_TIMES, offset_ms);
+    set_from(L, out, K_LAST_MAINTENANCE_DATE, read_date, detail, K_LAST_MAINTAIN_TIME, offset_ms);
+    set_from(L, out, K_LAST_REPAIR_DATE, read_date, detail, K_LAST_REPAIR_TIME, offset_ms);
+    set_records(L, out, K_RECORDS, detail, K_NORMAL_RECORDS_IN, offset_ms);
+    set_records(L, out, K_COMPONENT_RECORDS, detail, K_COMPONENT_RECORDS_IN, offset_ms);
+    set_records(L, out, K_EXTERIOR_RECORDS, detail, K_OUTSIDE_RECORDS_IN, offset_ms);
+    set_records(L, out, K_STRUCTURAL_RECORDS, detail, K_CONSTRUCT_RECORDS_IN, offset_ms);
 
     lua_pushvalue(L, KEY(K_RAW));
     lua_pushvalue(L, 1);
@@ -1215,30 +759,11 @@ static int l_normalize_report(lua_State *L)
     return 1;
 }
 
-/* normalize_date(value, utc_offset_hours) → "YYYY-MM-DD" | nil */
-static int l_normalize_date(lua_State *L)
-{
-    mr_num hours;
-    int key;
-    utc_offset_at(L, 2, &hours);
-    if (!push_date(L, 1, &hours, &key))
-        lua_pushnil(L);
-    return 1;
-}
-
-/* normalize_number(value) → number | nil */
-static int l_normalize_number(lua_State *L)
-{
-    if (!push_number(L, 1))
-        lua_pushnil(L);
-    return 1;
-}
-
 void mr_normalize_register(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"normalize_date", l_normalize_date},
-        {"normalize_number", l_normalize_number},
+        {"normalize_date", mr_l_normalize_date},
+        {"normalize_number", mr_l_normalize_number},
         {NULL, NULL},
     };
     int k;

@@ -70,7 +70,10 @@ local OPTION_RULES = {
   -- below 16 KiB an order answer could be cut, and every order would end "unknown"
   max_body = number(16384, 1024 * 1024 * 1024, true),
   max_in_flight = number(1, 100000, true),
-  utc_offset_hours = number(-12, 14),
+  -- the normalizer takes zones in quarter hours; anything else would raise after a paid order
+  utc_offset_hours = { type = "number", min = -12, max = 14, check = function(v)
+    if (v * 4.0) % 1 ~= 0 then return "must be in steps of 0.25 hours (such as 5.5 or 5.75)" end
+  end },
   cafile = { type = "string", check = no_control },
   capath = { type = "string", check = no_control },
   user_agent = { type = "string", check = no_control },
