@@ -82,23 +82,114 @@ describe("batch journal", function()
     assert.are.equal("order", j:plan("V"))
   end)
 
-  it("locks the journal against a second live run and takes over a dead one's lock", function()
+  it("locks the journal against a second run, in this process too, until it is released", function()
     local path = dir .. "/locked"
     local lock = assert(journal.lock(path))
-    -- a lock held by a live process (this shell's parent stays alive: use pid 1)
-    journal.unlock(lock)
-    os.execute("mkdir " .. cli.quote(path .. ".lock"))
-    cli.write(path .. ".lock/pid", "1\n")
+    assert.are.equal(require("maintenance_report.core").getpid(), lock.pid)
     local none, err = journal.lock(path)
     assert.is_nil(none)
-    assert.truthy(err:find("in use", 1, true))
-    -- a lock left by a process that is gone
-    local p = io.popen("sh -c 'echo $$'")
-    local dead = p:read("*l")
-    p:close()
-    cli.write(path .. ".lock/pid", dead .. "\n")
-    local taken = assert(journal.lock(path))
-    journal.unlock(taken)
-    assert.is_nil(io.open(path .. ".lock/pid", "rb"))
+    assert.truthy(err:find("in use by another batch", 1, true), err)
+    journal.unlock(lock)
+    journal.unlock(lock) -- twice is harmless
+    journal.unlock(assert(journal.lock(path)))
+  end)
+
+  it("refuses a journal whose lock file cannot be opened, saying why", function()
+    local none, err = journal.lock(dir .. "/no/such/dir/j")
+    assert.is_nil(none)
+    assert.truthy(err:find("cannot lock the journal", 1, true), err)
+  end)
+
+  describe("after a run was killed (SIGKILL) while holding the lock", function()
+    local lua = os.getenv("MR_SPEC_LUA") or "lua5.4"
+    local HOLDER = [[
+local journal = require "maintenance_report.cli.journal"
+assert(journal.lock(arg[1]))
+local f = assert(io.open(arg[2], "wb")) f:write("held") f:close()
+while true do require("maintenance_report.core").sleep(1) end
+]]
+    -- Waits at a barrier (a file the spec creates once every racer is ready), then
+    -- tries the lock; a winner keeps it until the spec has seen every result.
+    local RACER = [[
+local journal = require "maintenance_report.cli.journal"
+local core = require "maintenance_report.core"
+local path, dir, id = arg[1], arg[2], arg[3]
+local function exists(p) local f = io.open(p, "rb") if f then f:close() end return f ~= nil end
+local function put(p, s)
+  local f = assert(io.open(p .. ".tmp", "wb")) f:write(s) f:close()
+  assert(os.rename(p .. ".tmp", p))
+end
+local deadline = os.time() + 20
+put(dir .. "/ready." .. id, "")
+while not exists(dir .. "/go") do if os.time() > deadline then os.exit(3) end end
+local lock, err = journal.lock(path)
+put(dir .. "/result." .. id, lock and "won" or ("busy: " .. tostring(err)))
+if lock then
+  while not exists(dir .. "/release") and os.time() <= deadline do core.sleep(0.002) end
+  journal.unlock(lock)
+end
+]]
+    local function exists(p)
+      local f = io.open(p, "rb")
+      if f then f:close() end
+      return f ~= nil
+    end
+
+    -- Starts the commands in the background at once; returns their pids.
+    local function spawn(commands)
+      local words = {}
+      for _, c in ipairs(commands) do words[#words + 1] = c .. " >/dev/null 2>&1 & echo $!" end
+      local p = assert(io.popen(table.concat(words, "; ")))
+      local pids = {}
+      for line in p:lines() do pids[#pids + 1] = assert(tonumber(line)) end
+      p:close()
+      return pids
+    end
+
+    local started = {}
+    after_each(function()
+      for _, pid in ipairs(started) do
+        if cli.alive(pid) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+      end
+      started = {}
+    end)
+
+    it("exactly one of two runs started together gets it, every time (40 trials)", function()
+      local holder, racer = dir .. "/holder.lua", dir .. "/racer.lua"
+      cli.write(holder, HOLDER)
+      cli.write(racer, RACER)
+      local double, none, odd = 0, 0, {}
+      for trial = 1, 40 do
+        local t = dir .. "/t" .. trial
+        assert(os.execute("mkdir " .. cli.quote(t)))
+        local path = t .. "/journal"
+        local pid = spawn{ table.concat({ lua, cli.quote(holder), cli.quote(path), cli.quote(t .. "/held") }, " ") }[1]
+        started[#started + 1] = pid
+        assert.is_true(cli.wait_until(function() return exists(t .. "/held") end, 10), "holder took the lock")
+        os.execute("kill -9 " .. pid)
+        assert.is_true(cli.wait_until(function() return not cli.alive(pid) end, 10), "holder is gone")
+        local racers = {}
+        for id = 1, 2 do
+          racers[id] = lua .. " " .. cli.quote(racer) .. " " .. cli.quote(path) .. " " .. cli.quote(t) .. " " .. id
+        end
+        for _, p in ipairs(spawn(racers)) do started[#started + 1] = p end
+        assert.is_true(cli.wait_until(function() return exists(t .. "/ready.1") and exists(t .. "/ready.2") end, 10))
+        cli.write(t .. "/go", "")
+        assert.is_true(cli.wait_until(function() return exists(t .. "/result.1") and exists(t .. "/result.2") end,
+          10))
+        local won = 0
+        for id = 1, 2 do
+          local result = cli.read(t .. "/result." .. id)
+          if result == "won" then
+            won = won + 1
+          elseif not result:find("in use by another batch", 1, true) then
+            odd[#odd + 1] = result -- a loser must be told the journal is in use, nothing else
+          end
+        end
+        if won > 1 then double = double + 1 elseif won == 0 then none = none + 1 end
+        cli.write(t .. "/release", "")
+      end
+      assert.are.same({ double = 0, none = 0, odd = {} }, { double = double, none = none, odd = odd })
+    end)
   end)
 end)

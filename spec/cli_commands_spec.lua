@@ -243,4 +243,53 @@ describe("CLI subcommands against the sandbox", function()
       assert.truthy(r.out:find('algorithm="' .. alg[1] .. '"', 1, true))
     end
   end)
+  it("sign --verbose prints the very string the signer HMAC'd (checked with openssl)", function()
+    local cases = {
+      { "hmac-sha1", "sha1", "x-date x-source" }, { "hmac-sha256", "sha256", "x-date x-source" },
+      { "hmac-sha512", "sha512", "date source" },
+    }
+    for _, c in ipairs(cases) do
+      local r = run({ "sign", "--verbose", "--algorithm", c[1], "--signed-headers", c[3] },
+        { MAINTENANCE_REPORT_SOURCE = "verbose-spec" })
+      assert.are.equal(0, r.code, r.err)
+      local lines = {}
+      for line in r.err:gmatch("%[sign%]   ([^\n]*)") do lines[#lines + 1] = line end
+      local signing = table.concat(lines, "\n")
+      assert.are.equal(select(2, c[3]:gsub("%S+", "")), #lines, r.err)
+      local dir = cli.tmpdir()
+      cli.write(dir .. "/sts", signing)
+      local p = io.popen("openssl dgst -" .. c[2] .. " -hmac " .. cli.quote(sb.secret_key) .. " -binary "
+        .. cli.quote(dir .. "/sts") .. " | base64 -w0")
+      local expected = p:read("*a")
+      p:close()
+      assert.truthy(#expected > 20, expected)
+      assert.truthy(r.out:find('signature="' .. expected .. '"', 1, true), c[1] .. "\n" .. signing .. "\n" .. r.out)
+      assert.truthy(signing:find("verbose-spec", 1, true), signing)
+    end
+  end)
+end)
+
+describe("sign --verbose", function()
+  after_each(function() cli.cleanup() end)
+
+  it("prints the signing string the core returned, not one rebuilt from the headers", function()
+    -- Loads the real core, but marks the signing string its sign returns, so that a
+    -- copy rebuilt from the headers cannot pass for it.
+    local init = [[
+package.preload["maintenance_report.core"] = function(name)
+  local path = assert(package.searchpath(name, package.cpath))
+  local core = assert(package.loadlib(path, "luaopen_maintenance_report_core"))(name, path)
+  local real = core.sign
+  core.sign = function(o)
+    local headers, sts = real(o)
+    return headers, sts and (sts .. "\nmarker: from-the-signer")
+  end
+  return core
+end]]
+    local r = cli.run({ "sign", "--verbose" }, { LUA_INIT = init, MAINTENANCE_REPORT_SECRET_ID = "id",
+      MAINTENANCE_REPORT_SECRET_KEY = "sign-verbose-spec-key" })
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("[sign]   x-source: market\n[sign]   marker: from-the-signer\n", 1, true), r.err)
+    assert.truthy(r.out:find("^X%-Date: "), r.out)
+  end)
 end)

@@ -1,8 +1,9 @@
 -- Exit codes for every error class, one-line errors with hints, no tracebacks, no secrets.
 local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
-local common = require "maintenance_report.cli.common"
 local errors = require "maintenance_report.errors"
+local exit = require "maintenance_report.cli.exit"
+local hints = require "maintenance_report.cli.hints"
 
 local VIN = "WBAXW1104J0X16755"
 local KEY = "cli-errors-spec-S3CRET"
@@ -176,18 +177,54 @@ describe("CLI errors", function()
     assert_nothing_sent()
   end)
 
+  describe("MAINTENANCE_REPORT_DEBUG", function()
+    -- the same broken dependency: an internal error whose message has a second line
+    local function internal_error(debug_value)
+      local dir = cli.tmpdir()
+      cli.write(dir .. "/cjson.lua", 'error("simulated bug\\nsecond line of a traceback")\n')
+      return run({ "order", "--vin", VIN }, { LUA_PATH = dir .. "/?.lua;;", MAINTENANCE_REPORT_DEBUG = debug_value })
+    end
+
+    it("means off for '', 0, false, no and off: one line, no traceback", function()
+      for _, value in ipairs{ "", "0", "false", "no", "off", "OFF", " 0 " } do
+        local r = internal_error(value)
+        assert.are.equal(1, r.code)
+        local label = "'" .. value .. "': " .. r.err
+        assert.truthy(r.err:find("^maintenance%-report: internal error: .*simulated bug\n$"), label)
+        assert.falsy(r.err:find("second line", 1, true), value)
+      end
+    end)
+
+    it("means on for anything else: the whole message and a traceback", function()
+      for _, value in ipairs{ "1", "yes", "true", "on" } do
+        local r = internal_error(value)
+        assert.are.equal(1, r.code)
+        assert.truthy(r.err:find("second line of a traceback", 1, true), value .. ": " .. r.err)
+        assert.truthy(r.err:find("stack traceback", 1, true), value .. ": " .. r.err)
+      end
+    end)
+
+    it("is decided by one function", function()
+      local function with(value) return exit.debug_enabled(function() return value end) end
+      for _, off in ipairs{ false, "", "0", "false", "no", "off", "False", " off " } do
+        assert.is_false(with(off or nil), tostring(off))
+      end
+      for _, on in ipairs{ "1", "2", "yes", "true", "on", "debug" } do assert.is_true(with(on), on) end
+    end)
+  end)
+
   it("hints at the clock for an out-of-date x-date and at the key for a bad signature", function()
     local date = errors.new("auth", "HMAC signature cannot be verified, the x-date header is out of date for "
       .. "HMAC Authentication.", { http_status = 401 })
-    assert.truthy(common.hint(date):find("clock", 1, true))
+    assert.truthy(hints.hint(date):find("clock", 1, true))
     local sig = errors.new("auth", "HMAC signature does not match.", { http_status = 401 })
-    assert.truthy(common.hint(sig):find("secret key", 1, true))
+    assert.truthy(hints.hint(sig):find("secret key", 1, true))
     local forbidden = errors.new("forbidden", "Found no validate usage plan.", { http_status = 403 })
-    assert.are.equal(3, common.exit_code(forbidden))
-    assert.truthy(common.hint(forbidden):find("usage plan", 1, true))
+    assert.are.equal(3, exit.code(forbidden))
+    assert.truthy(hints.hint(forbidden):find("usage plan", 1, true))
     local pending = errors.new("pending", "still pending", { order_id = "abc123" })
-    assert.are.equal(6, common.exit_code(pending))
-    assert.truthy(common.hint(pending):find("maintenance-report report abc123 --wait", 1, true))
+    assert.are.equal(6, exit.code(pending))
+    assert.truthy(hints.hint(pending):find("maintenance-report report abc123 --wait", 1, true))
   end)
 
   it("never prints a secret key, even with --verbose and on failures", function()

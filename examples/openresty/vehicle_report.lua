@@ -8,7 +8,7 @@
 -- the order is placed, so a request that timed out (or a worker that died) is resumed
 -- by polling the same order instead of buying a second one.
 local mr = require "maintenance_report"
-local json = require "vehicle_report_json"
+local json = require "maintenance_report.json" -- empty report lists stay [], numbers shortest
 
 local M = {}
 

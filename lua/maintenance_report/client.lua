@@ -5,6 +5,7 @@ local classify = require "maintenance_report.classify"
 local options = require "maintenance_report.options"
 local backoff = require "maintenance_report.backoff"
 local errors = require "maintenance_report.errors"
+local json = require "maintenance_report.json"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
@@ -201,7 +202,7 @@ end
 local function interpret(st, resp)
   local request_id = resp.headers and resp.headers["x-api-requestid"]
   local status = resp.status
-  local decoded = type(resp.body) == "string" and core.json_decode(resp.body) or nil
+  local decoded = type(resp.body) == "string" and json.decode(resp.body) or nil
   -- Scrub before cutting: a snippet can end inside an echoed key, which redaction would then miss.
   local body = st.scrub(resp.body)
   if status ~= 200 then

@@ -1,6 +1,7 @@
 -- Deterministic report generator: the same VIN always yields the same bytes,
 -- in any worker, after any restart, under Lua 5.4 or LuaJIT. Everything is
 -- drawn from a PRNG seeded by the VIN; nothing reads the clock.
+local civil_date = require "maintenance_report.civil_date"
 local json = require "maintenance_report_sandbox.json"
 local prng = require "maintenance_report_sandbox.prng"
 local vinlib = require "maintenance_report_sandbox.vin"
@@ -16,32 +17,11 @@ M.REF_YEAR = 2026
 
 local floor = math.floor
 
--- Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's
--- algorithm), without os.time, which depends on the local time zone.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+-- Day counts since 1970-01-01 (shared with the library: no os.time, which
+-- depends on the local time zone).
+local days_from_civil = civil_date.days_from_civil
 M.days_from_civil = days_from_civil
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
+local civil_from_days = civil_date.civil_from_days
 
 local function date_string(days)
   local y, m, d = civil_from_days(days)

@@ -52,18 +52,20 @@ local function env_prefix(env)
 end
 cli.env_prefix = env_prefix
 
---- The shell command that runs the CLI with args (a list of words) and env (a table).
-function cli.command(args, env)
-  local words = { env_prefix(env), "lua5.4", q(cli.BIN) }
+--- The shell command that runs the CLI (bin, default cli.BIN) with args (a list of words)
+--- and env (a table).
+function cli.command(args, env, bin)
+  local words = { env_prefix(env), "lua5.4", q(bin or cli.BIN) }
   for _, a in ipairs(args) do words[#words + 1] = q(a) end
   return table.concat(words, " ")
 end
 
---- Runs the CLI; returns {out=, err=, code=}. opts.stdin: a file to read stdin from.
+--- Runs the CLI; returns {out=, err=, code=}. opts.stdin: a file to read stdin from;
+--- opts.bin: another copy of bin/maintenance-report.
 function cli.run(args, env, opts)
   opts = opts or {}
   local dir = cli.tmpdir()
-  local cmd = cli.command(args, env) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+  local cmd = cli.command(args, env, opts.bin) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
     .. " <" .. q(opts.stdin or "/dev/null") .. "; echo $?"
   local code = tonumber((capture(cmd):match("(%d+)%s*$")))
   return { out = read(dir .. "/out") or "", err = read(dir .. "/err") or "", code = code }

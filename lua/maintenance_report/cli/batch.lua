@@ -10,12 +10,17 @@
 --   --max-active N   VINs in progress at once (live tasks), for huge inputs
 -- Each ordered VIN is then polled by client:wait_report inside its task, on
 -- its own backoff schedule.
-local common = require "maintenance_report.cli.common"
+local backoff = require "maintenance_report.backoff"
+local config = require "maintenance_report.cli.config"
 local csv = require "maintenance_report.cli.csv"
+local exit = require "maintenance_report.cli.exit"
+local hints = require "maintenance_report.cli.hints"
 local journal_lib = require "maintenance_report.cli.journal"
+local json = require "maintenance_report.json"
+local output = require "maintenance_report.cli.output"
 local progress_lib = require "maintenance_report.cli.progress"
-local json = require "maintenance_report.render.json"
 local scheduler = require "maintenance_report.scheduler"
+local terminal = require "maintenance_report.cli.terminal"
 
 local M = {}
 
@@ -41,23 +46,23 @@ function M.describe(cmd)
   cmd:option("-o --output", "Write the JSON lines to FILE (replaced) instead of stdout."):argname("<file>")
   cmd:option("--journal", "Journal file (default: INPUT.journal)."):argname("<file>")
   cmd:option("--concurrency", "Most HTTP requests in flight.", tostring(M.DEFAULTS.concurrency))
-    :convert(common.integer_converter("--concurrency", 1))
+    :convert(config.integer_converter("--concurrency", 1))
   cmd:option("--rate", "Most new orders per second.", tostring(M.DEFAULTS.rate))
-    :convert(common.number_converter("--rate", 0, true))
-  common.add_poll_options(cmd, M.DEFAULTS.max_wait)
+    :convert(config.number_converter("--rate", 0, true))
+  config.add_poll_options(cmd, M.DEFAULTS.max_wait)
   cmd:flag("--strict", "Stop before any order if a row is invalid (default: skip invalid rows).")
   cmd:flag("--retry-unknown", "Order again the VINs whose earlier order has an unknown outcome "
     .. "(they may have been charged already).")
   cmd:option("--unit-price", "Price of one order, for the cost summary.", tostring(M.DEFAULTS.unit_price))
-    :convert(common.number_converter("--unit-price", 0, false))
+    :convert(config.number_converter("--unit-price", 0, false))
   cmd:option("--max-active", "Most VINs in progress at once.", tostring(M.DEFAULTS.max_active))
-    :convert(common.integer_converter("--max-active", 1))
+    :convert(config.integer_converter("--max-active", 1))
   cmd:flag("-n --dry-run", "Read the input and the journal, print the plan and the cost; send nothing.")
   cmd:flag("-q --quiet", "No progress output.")
   cmd:option("--progress-interval", "Seconds between progress lines when stderr is not a terminal.", "5")
-    :convert(common.number_converter("--progress-interval", 0, true))
-  common.add_connection_options(cmd)
-  cmd:epilog(common.EXIT_HELP .. [[
+    :convert(config.number_converter("--progress-interval", 0, true))
+  config.add_connection_options(cmd)
+  cmd:epilog(exit.HELP .. [[
 
 
 Batch exit status: 0 when every row got a report (ready or no records); otherwise the code
@@ -82,9 +87,10 @@ end
 --- Returns the per-row results { [vin] = {status=, order_id=, error=} } and counters.
 function M.execute(ctx)
   local client, jr, rows = ctx.client, ctx.journal, ctx.rows
-  local now = ctx.now or client.now
+  local settings = client:settings() -- its clock and retry schedule, so a 429 here backs off like one there
+  local now = ctx.now or settings.now
   local sched = client:scheduler()
-  local say = ctx.say or common.say
+  local say = ctx.say or output.say
   local c = { done = 0, ordered = 0, pending = 0, failed = 0, unknown_new = 0, resumed = 0 }
   local results = {}
   local stop -- the error that stopped ordering
@@ -122,7 +128,7 @@ function M.execute(ctx)
       local ok, jerr = jr:write{ event = "ordering", vin = row.vin, line = row.line }
       if not ok then
         stop = { kind = "journal", message = jerr }
-        say(common.PROGRAM .. ": " .. jerr .. "; no further orders are placed")
+        say(output.PROGRAM .. ": " .. jerr .. "; no further orders are placed")
         finish(row, { status = "failed", error = { kind = "journal", message = jerr } })
         return nil
       end
@@ -136,7 +142,7 @@ function M.execute(ctx)
         network_failures = 0
         if not ok then
           say(string.format("%s: ORDER PLACED for %s: order id %s, but %s; no further orders are placed",
-            common.PROGRAM, row.vin, order.order_id, jerr))
+            output.PROGRAM, row.vin, order.order_id, jerr))
           stop = { kind = "journal", message = jerr }
         end
         return order.order_id
@@ -152,15 +158,15 @@ function M.execute(ctx)
       if err.kind == "network" then network_failures = network_failures + 1 end
       if (STOP_KINDS[err.kind] or network_failures >= MAX_NETWORK_FAILURES) and not stop then
         stop = err
-        say(common.PROGRAM .. ": " .. tostring(err) .. "; no further orders are placed")
-        local hint = common.hint(err, ctx.args)
+        say(output.PROGRAM .. ": " .. tostring(err) .. "; no further orders are placed")
+        local hint = hints.hint(err, ctx.args)
         if hint then say("hint: " .. hint) end
       end
       if err.kind ~= "rate_limited" or attempt > RATE_LIMIT_RETRIES then
         finish(row, { status = "failed", error = error_fields(err) })
         return nil
       end
-      scheduler.sleep(math.min(8, 0.5 * 2 ^ attempt) * (0.5 + 0.5 * math.random()))
+      scheduler.sleep(backoff.delay(attempt, settings.retry_base, settings.retry_max_delay, settings.random))
     end
   end
 
@@ -199,15 +205,15 @@ function M.execute(ctx)
   end
 
   local next_index, active = 1, 0
-  local function on_done(handle)
+  local function on_done(handle, row)
     active = active - 1
-    if handle.failure ~= nil then
+    local failure = handle:error()
+    if failure ~= nil then
       -- A bug in a task: keep going with the others, report it.
-      local row = handle.row
-      say(common.PROGRAM .. ": internal error for line " .. tostring(row.line) .. ": "
-        .. tostring(handle.failure):gsub("[\r\n].*$", ""))
+      say(output.PROGRAM .. ": internal error for line " .. tostring(row.line) .. ": "
+        .. tostring(failure):gsub("[\r\n].*$", ""))
       if not results[row.vin] then
-        finish(row, { status = "failed", error = { kind = "internal", message = tostring(handle.failure) } })
+        finish(row, { status = "failed", error = { kind = "internal", message = tostring(failure) } })
       end
     end
   end
@@ -217,8 +223,7 @@ function M.execute(ctx)
       local row = rows[next_index]
       next_index = next_index + 1
       active = active + 1
-      local handle = sched:spawn(process, on_done, row)
-      handle.row = row
+      sched:spawn(process, function(handle) on_done(handle, row) end, row)
     end
     if active == 0 and next_index > #rows then break end
     sched:step(0.1)
@@ -234,17 +239,17 @@ function M.exit_status(rows, results, invalid_count)
     local rank = EXIT_RANK[code] or 0
     if rank > worst_rank then worst, worst_rank = code, rank end
   end
-  if invalid_count > 0 then consider(common.EXIT.usage) end
+  if invalid_count > 0 then consider(exit.CODES.usage) end
   for _, row in ipairs(rows) do
     local r = results[row.vin]
     if not r then
-      consider(common.EXIT.internal)
+      consider(exit.CODES.internal)
     elseif r.status == "pending" then
-      consider(common.EXIT.pending)
+      consider(exit.CODES.pending)
     elseif r.status == "unknown" then
-      consider(common.EXIT.api)
+      consider(exit.CODES.api)
     elseif r.status == "failed" or r.status == "skipped" then
-      consider(r.error and r.error.kind and common.exit_code(r.error) or common.EXIT.api)
+      consider(r.error and r.error.kind and exit.code(r.error) or exit.CODES.api)
     end
   end
   return worst
@@ -304,20 +309,20 @@ end
 
 local function open_output(path)
   if not path or path == "-" then
-    return function(line) io.stdout:write(common.scrub(line), "\n") io.stdout:flush() end, function() end
+    return function(line) io.stdout:write(output.scrub(line), "\n") io.stdout:flush() end, function() end
   end
   local f, err = io.open(path, "wb")
   if not f then return nil, "cannot write " .. path .. ": " .. tostring(err) end
   return function(line)
-    f:write(common.scrub(line), "\n")
+    f:write(output.scrub(line), "\n")
     f:flush()
   end, function() f:close() end
 end
 
 function M.run(args)
-  local say = common.say
+  local say = output.say
   local parsed, perr = csv.read_file(args.input)
-  if not parsed then return common.fail(common.usage_error(perr), args) end
+  if not parsed then return hints.fail(config.usage_error(perr), args) end
   for _, bad in ipairs(parsed.invalid) do
     say(string.format("%s: line %d: %s", args.input, bad.line, bad.error))
   end
@@ -326,13 +331,13 @@ function M.run(args)
       dup.first_line, dup.vin))
   end
   if args.strict and #parsed.invalid > 0 then
-    say(string.format("%s: %d invalid rows; nothing was ordered (--strict)", common.PROGRAM, #parsed.invalid))
-    return common.EXIT.usage
+    say(string.format("%s: %d invalid rows; nothing was ordered (--strict)", output.PROGRAM, #parsed.invalid))
+    return exit.CODES.usage
   end
 
   local path = args.journal or (args.input .. ".journal")
   local lock, lerr = journal_lib.lock(path)
-  if not lock then return common.fail(common.usage_error(lerr), args) end
+  if not lock then return hints.fail(config.usage_error(lerr), args) end
   local ok, result = pcall(M.run_locked, args, parsed, path, lock.pid)
   journal_lib.unlock(lock)
   if not ok then error(result, 0) end
@@ -340,9 +345,9 @@ function M.run(args)
 end
 
 function M.run_locked(args, parsed, path, pid)
-  local say = common.say
+  local say = output.say
   local jr, jerr = journal_lib.open(path)
-  if not jr then return common.fail(common.usage_error(jerr), args) end
+  if not jr then return hints.fail(config.usage_error(jerr), args) end
   if jr.corrupt > 0 then
     say(string.format("%s: ignored %d unreadable journal lines (a torn line after a crash is normal)",
       path, jr.corrupt))
@@ -357,28 +362,28 @@ function M.run_locked(args, parsed, path, pid)
   say(string.format("batch: %d VINs: %d to order (up to %s), %d to resume from the journal, %d with an unknown "
     .. "outcome%s", #parsed.rows, plan.order, money(plan.order * args.unit_price), plan.resume, plan.unknown,
     plan.unknown > 0 and " (not ordered again; see --retry-unknown)" or ""))
-  if args.dry_run then return common.EXIT.ok end
+  if args.dry_run then return exit.CODES.ok end
 
   local core = require "maintenance_report.core"
-  local progress = progress_lib.new{ total = #parsed.rows, tty = common.isatty(2), now = core.monotime,
+  local progress = progress_lib.new{ total = #parsed.rows, tty = terminal.isatty(2), now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet }
   local extra = { max_in_flight = args.concurrency }
   if args.verbose then
-    local printer = common.event_printer()
+    local printer = output.event_printer()
     extra.on_event = function(ev)
       progress:clear()
       printer(ev)
     end
   end
-  local client, cerr = common.client(args, extra)
-  if not client then return common.fail(cerr, args) end
+  local client, cerr = config.client(args, extra)
+  if not client then return hints.fail(cerr, args) end
   local write_line, close_output = open_output(args.output)
-  if not write_line then return common.fail(common.usage_error(close_output), args) end
+  if not write_line then return hints.fail(config.usage_error(close_output), args) end
 
   local run_ok, run_err = jr:write{ event = "run", input = args.input, pid = pid }
   if not run_ok then
     close_output()
-    return common.fail(common.usage_error(run_err), args)
+    return hints.fail(config.usage_error(run_err), args)
   end
   for _, bad in ipairs(parsed.invalid) do
     write_line(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
@@ -408,7 +413,7 @@ function M.run_locked(args, parsed, path, pid)
   progress:finish(counters)
   M.summary(say, parsed, results, counters, ctx)
   if stopped and stopped.kind ~= "journal" then
-    local hint = common.hint(stopped, args)
+    local hint = hints.hint(stopped, args)
     if hint then say("hint: " .. hint) end
   end
   return M.exit_status(parsed.rows, results, #parsed.invalid)

@@ -17,7 +17,12 @@
 --   "order"   never ordered, or every attempt provably failed before placing
 -- Lines that are not valid JSON objects (a torn last line after a crash) are
 -- counted and ignored.
-local json = require "maintenance_report.render.json"
+--
+-- One run at a time per journal: journal.lock takes an flock(2) on the file
+-- next to it (path .. ".lock"). The kernel drops that lock when its holder
+-- exits, however it dies, so there is no stale lock to take over and no
+-- window in which two runs both believe they hold it.
+local json = require "maintenance_report.json"
 
 local journal = {}
 
@@ -25,8 +30,7 @@ local Journal = {}
 Journal.__index = Journal
 
 local function decode(line)
-  local core = require "maintenance_report.core"
-  local value = core.json_decode(line)
+  local value = json.decode(line)
   if type(value) ~= "table" or type(value.event) ~= "string" then return nil end
   return value
 end
@@ -124,74 +128,26 @@ end
 -- A lock, so that two runs never share a journal (and so never order twice)
 ---------------------------------------------------------------------------
 
-local q = require("maintenance_report_sandbox.shell").quote
-
-local function sh_ok(command)
-  local a, _, c = os.execute(command)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
-
-local function my_pid()
-  local p = io.popen("echo $PPID")
-  local pid = p and tonumber(p:read("*l"))
-  if p then p:close() end
-  return pid
-end
-
-local function read_pid(dir)
-  local f = io.open(dir .. "/pid", "rb")
-  if not f then return nil end
-  local pid = tonumber(f:read("*l") or "")
-  f:close()
-  return pid
-end
-
--- A zombie (killed, not yet reaped) holds nothing: it counts as gone.
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "rb")
-  if f then
-    local stat = f:read("*a") or ""
-    f:close()
-    return not stat:find("^%d+ %(.*%) Z")
-  end
-  return sh_ok(string.format("[ ! -d /proc ] && kill -0 %d 2>/dev/null", pid))
-end
-
---- Takes the lock directory path..".lock"; returns a lock or nil, message.
---- A lock left by a process that is gone (SIGKILL, a crash) is taken over.
+--- Takes the lock of the journal at path; returns a lock ({ path=, pid= }) or nil, message.
 function journal.lock(path)
-  local dir = path .. ".lock"
-  local pid = my_pid() or 0
-  for _ = 1, 2 do
-    if sh_ok("mkdir " .. q(dir) .. " 2>/dev/null") then
-      local f = io.open(dir .. "/pid", "wb")
-      if f then
-        f:write(tostring(pid), "\n")
-        f:close()
-      end
-      return { dir = dir, pid = pid }
+  local core = require "maintenance_report.core"
+  local file = path .. ".lock"
+  local handle, err, why = core.flock(file)
+  if not handle then
+    if why == "busy" then
+      return nil, string.format("journal %s is in use by another batch run (it holds %s)", path, file)
     end
-    if not sh_ok("test -d " .. q(dir)) then
-      return nil, "cannot create the lock directory " .. dir .. " next to the journal"
-    end
-    local holder = read_pid(dir)
-    if holder and holder ~= pid and alive(holder) then
-      return nil, string.format("journal %s is in use by another batch (pid %d); if none is running, remove %s",
-        path, holder, dir)
-    elseif not holder then
-      return nil, string.format("journal %s is locked (%s has no pid); if no batch is running, remove %s",
-        path, dir, dir)
-    end
-    sh_ok("rm -rf " .. q(dir)) -- stale: its process is gone
+    return nil, "cannot lock the journal " .. path .. ": " .. tostring(err)
   end
-  return nil, "cannot lock the journal " .. path .. " (" .. dir .. ")"
+  return { path = file, pid = core.getpid(), handle = handle }
 end
 
+--- Releases a lock from journal.lock (the lock file stays: removing it would let a
+--- later run lock a new file while an older run still holds the old one).
 function journal.unlock(lock)
-  if lock and read_pid(lock.dir) == lock.pid then
-    os.remove(lock.dir .. "/pid")
-    os.remove(lock.dir)
+  if lock and lock.handle then
+    lock.handle:release()
+    lock.handle = nil
   end
 end
 

@@ -8,6 +8,7 @@
 -- element with class "point point-<category>" (plus "no-mileage", drawn on
 -- the date axis, when the record has no mileage) and data-date/data-mileage
 -- attributes. Each flag is one element with class "badge" and data-flag.
+local civil_date = require "maintenance_report.civil_date"
 local text = require "maintenance_report.render.text"
 
 local html = {}
@@ -23,19 +24,8 @@ local esc = html.escape
 
 local CATEGORY_COLORS = { maintenance = "#2e7d32", repair = "#e65100", bodywork = "#c62828" }
 
--- Days since 1970-01-01 for "YYYY-MM-DD" (H. Hinnant's days_from_civil).
-local function days(date)
-  local y, m, d = tostring(date):match("^(%d%d%d%d)-(%d%d)-(%d%d)$")
-  if not y then return nil end
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = math.floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
+-- Days since 1970-01-01 for "YYYY-MM-DD" (nil for anything else): the chart's x axis.
+local days = civil_date.parse
 html.days = days
 
 -- A round step giving about `count` intervals over [0, max].

@@ -1,0 +1,181 @@
+-- The CLI's configuration: the shared flags, their environment fallbacks,
+-- the secret-key file and the client built from them. Flags win over the
+-- environment. The secret key is only read (from the environment or a file),
+-- registered with the output module so that it is never printed, and handed
+-- to the client; no flag carries it, so it never shows in argv.
+local mr = require "maintenance_report"
+local errors = require "maintenance_report.errors"
+local output = require "maintenance_report.cli.output"
+
+local config = {}
+
+config.ENV = {
+  secret_id = "MAINTENANCE_REPORT_SECRET_ID",
+  secret_key = "MAINTENANCE_REPORT_SECRET_KEY",
+  endpoint = "MAINTENANCE_REPORT_ENDPOINT",
+  source = "MAINTENANCE_REPORT_SOURCE",
+  cafile = "MAINTENANCE_REPORT_CAFILE",
+}
+
+--- A typed usage error (exit code 2: nothing was sent).
+function config.usage_error(message, fields)
+  return errors.new("invalid_input", message, fields)
+end
+local usage_error = config.usage_error
+
+---------------------------------------------------------------------------
+-- Option definitions shared by subcommands
+---------------------------------------------------------------------------
+
+--- An argparse converter for a finite number above min (strict) or at least min.
+function config.number_converter(name, min, strict)
+  return function(s)
+    local n = tonumber(s)
+    if not n or n ~= n or n == math.huge then return nil, name .. " must be a number, got '" .. s .. "'" end
+    if strict and n <= min then return nil, ("%s must be greater than %g"):format(name, min) end
+    if not strict and n < min then return nil, ("%s must be at least %g"):format(name, min) end
+    return n
+  end
+end
+local number_converter = config.number_converter
+
+--- An argparse converter for a whole number of at least min.
+function config.integer_converter(name, min)
+  return function(s)
+    local n = tonumber(s)
+    if not n or n ~= math.floor(n) then return nil, name .. " must be a whole number, got '" .. s .. "'" end
+    if n < min then return nil, ("%s must be at least %d"):format(name, min) end
+    return n
+  end
+end
+
+--- --secret-id, --secret-key-file, --source, --verbose.
+function config.add_credential_options(cmd)
+  cmd:option("--secret-id", "SecretId (default: $" .. config.ENV.secret_id .. ").")
+  cmd:option("--secret-key-file", "Read the SecretKey from FILE (default: $" .. config.ENV.secret_key
+    .. "). There is no flag for the key itself."):argname("<file>")
+  cmd:option("--source", "X-Source label (default: $" .. config.ENV.source .. " or 'market').")
+  cmd:flag("-v --verbose", "Print request ids, statuses and timings to stderr (never secrets).")
+end
+
+--- The credential options and --endpoint, --cafile, --insecure, --timeout, --connect-timeout.
+function config.add_connection_options(cmd)
+  config.add_credential_options(cmd)
+  cmd:option("--endpoint", "Base URL of the API (default: $" .. config.ENV.endpoint
+    .. " or the vendor's).")
+  cmd:option("--cafile", "CA bundle to verify the server (default: $" .. config.ENV.cafile .. ").")
+    :argname("<file>")
+  cmd:flag("--insecure", "Do not verify TLS certificates (dangerous; for debugging only).")
+  cmd:option("--timeout", "Seconds allowed for each HTTP request.", "10")
+    :convert(number_converter("--timeout", 0, true))
+  cmd:option("--connect-timeout", "Seconds allowed to connect.", "5")
+    :convert(number_converter("--connect-timeout", 0, true))
+end
+
+function config.add_order_options(cmd)
+  cmd:option("--vin", "Vehicle identification number (17 characters)."):count(1)
+  cmd:option("--engine-number", "Engine number (optional).")
+  cmd:option("--plate-number", "Licence plate, e.g. 京A12345 (optional).")
+end
+
+function config.add_poll_options(cmd, default_max_wait)
+  cmd:option("--poll-interval", "Longest wait between two polls, in seconds.", "3")
+    :convert(number_converter("--poll-interval", 0, true))
+  cmd:option("--max-wait", "Give up waiting after this many seconds (the order id is printed).",
+    tostring(default_max_wait or 900))
+    :convert(number_converter("--max-wait", 0, false))
+end
+
+function config.add_format_options(cmd)
+  cmd:option("--format", "Output format: text, json or html.", "text"):choices{ "text", "json", "html" }
+  cmd:option("-o --output", "Write the output to FILE instead of stdout."):argname("<file>")
+  cmd:flag("--raw", "With --format json: include the vendor's response body as \"raw\".")
+end
+
+---------------------------------------------------------------------------
+-- Settings
+---------------------------------------------------------------------------
+
+local function nonempty(s)
+  if type(s) == "string" and s ~= "" then return s end
+  return nil
+end
+
+--- The key from a file: the first non-blank line, surrounding whitespace removed.
+function config.read_secret_key_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, usage_error("cannot read --secret-key-file: " .. tostring(err)) end
+  local data = f:read("*a") or ""
+  f:close()
+  local key
+  for line in data:gmatch("[^\r\n]+") do
+    key = line:match("^%s*(.-)%s*$")
+    if key ~= "" then break end
+  end
+  if key == nil or key == "" then
+    return nil, usage_error("--secret-key-file " .. path .. " is empty")
+  end
+  return key
+end
+
+--- Resolved settings: credentials and connection options, flags over environment.
+--- getenv defaults to os.getenv. Returns a table or nil, err (kind invalid_input).
+function config.settings(args, getenv)
+  getenv = getenv or os.getenv
+  local s = {}
+  s.secret_id = nonempty(args.secret_id) or nonempty(getenv(config.ENV.secret_id))
+  if args.secret_key_file then
+    local key, err = config.read_secret_key_file(args.secret_key_file)
+    if not key then return nil, err end
+    s.secret_key, s.key_origin = key, "--secret-key-file"
+  else
+    s.secret_key, s.key_origin = nonempty(getenv(config.ENV.secret_key)), "$" .. config.ENV.secret_key
+  end
+  output.add_secret(s.secret_key)
+  if not s.secret_id or not s.secret_key then
+    local missing = not s.secret_id and "secret id" or "secret key"
+    return nil, usage_error("no " .. missing .. " configured", { hint = "set " .. config.ENV.secret_id .. " and "
+      .. config.ENV.secret_key .. ", or pass --secret-id and --secret-key-file FILE" })
+  end
+  s.source = nonempty(args.source) or nonempty(getenv(config.ENV.source))
+  s.endpoint = nonempty(args.endpoint) or nonempty(getenv(config.ENV.endpoint))
+  s.cafile = nonempty(args.cafile) or nonempty(getenv(config.ENV.cafile))
+  if s.cafile then
+    local f = io.open(s.cafile, "rb")
+    if not f then return nil, usage_error("cannot read the CA bundle " .. s.cafile) end
+    f:close()
+  end
+  s.insecure = args.insecure and true or nil
+  return s
+end
+
+--- Client options from the settings and the command's flags; extra is merged in.
+function config.client_options(settings, args, extra)
+  local o = { secret_id = settings.secret_id, secret_key = settings.secret_key }
+  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure" } do o[k] = settings[k] end
+  o.timeout = args.timeout
+  o.connect_timeout = args.connect_timeout
+  o.poll_interval = args.poll_interval
+  if args.poll_interval then o.first_poll_delay = math.min(1, args.poll_interval) end
+  o.max_wait = args.max_wait
+  if args.verbose then o.on_event = output.event_printer() end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- A client for the command's flags and environment: client, nil, settings or nil, err.
+function config.client(args, extra, getenv)
+  local settings, err = config.settings(args, getenv)
+  if not settings then return nil, err end
+  local opts = config.client_options(settings, args, extra)
+  if args.verbose then
+    output.say(string.format("[config] endpoint %s, source %s, secret id %s, key from %s%s",
+      opts.endpoint or mr.DEFAULT_ENDPOINT, opts.source or mr.DEFAULTS.source, settings.secret_id,
+      settings.key_origin, opts.cafile and (", CA bundle " .. opts.cafile) or ""))
+  end
+  local client, cerr = mr.new(opts)
+  if not client then return nil, cerr end
+  return client, nil, settings
+end
+
+return config

@@ -1,0 +1,57 @@
+-- The CLI's exit codes, which error kind maps to which, the help text that
+-- documents them, and the one switch for debugging output.
+local exit = {}
+
+exit.CODES = {
+  ok = 0,          -- report obtained (ready or no records); order placed; headers signed
+  internal = 1,    -- a bug or an unexpected local failure
+  usage = 2,       -- usage or invalid input; no request was sent
+  auth = 3,        -- 401 / 403
+  network = 4,     -- network, TLS or timeout
+  api = 5,         -- API or business error, including 429 rate limit and quota
+  pending = 6,     -- report still pending at the deadline; the order id is printed
+  interrupted = 130,
+}
+
+local BY_KIND = {
+  invalid_input = 2,
+  auth = 3, forbidden = 3,
+  network = 4, tls = 4, timeout = 4,
+  not_found = 5, rate_limited = 5, quota_exceeded = 5, http = 5, protocol = 5, api = 5,
+  pending = 6,
+}
+
+exit.HELP = [[
+Exit codes:
+  0  report obtained (ready or no records); for order: order placed; for sign: headers printed
+  1  internal error (a bug; set MAINTENANCE_REPORT_DEBUG=1 for a traceback)
+  2  usage or invalid input; no request was sent
+  3  authentication or permission (HTTP 401/403): check the key pair
+  4  network, TLS or timeout
+  5  API or business error, including 429 (rate limit, quota)
+  6  report still pending at the deadline; the order id and the command to resume are printed
+
+Environment: MAINTENANCE_REPORT_SECRET_ID, MAINTENANCE_REPORT_SECRET_KEY,
+MAINTENANCE_REPORT_ENDPOINT, MAINTENANCE_REPORT_SOURCE, MAINTENANCE_REPORT_CAFILE.
+Flags win over the environment. There is no flag for the secret key: use the
+environment or --secret-key-file.]]
+
+--- The exit code for an error (a typed error table; anything else is a bug).
+function exit.code(err)
+  if type(err) ~= "table" then return exit.CODES.internal end
+  return BY_KIND[err.kind] or exit.CODES.api
+end
+
+exit.DEBUG_ENV = "MAINTENANCE_REPORT_DEBUG"
+
+local DEBUG_OFF = { [""] = true, ["0"] = true, ["false"] = true, ["no"] = true, ["off"] = true }
+
+--- Whether MAINTENANCE_REPORT_DEBUG asks for tracebacks: unset, "", "0", "false", "no"
+--- and "off" (any case, surrounding blanks ignored) mean no. getenv defaults to os.getenv.
+function exit.debug_enabled(getenv)
+  local value = (getenv or os.getenv)(exit.DEBUG_ENV)
+  if value == nil then return false end
+  return not DEBUG_OFF[value:lower():match("^%s*(.-)%s*$")]
+end
+
+return exit
