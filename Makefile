@@ -18,6 +18,9 @@ HDRS = $(wildcard src/*.h)
 
 CORE54  = build/lua5.4/maintenance_report/core.so
 COREJIT = build/luajit/maintenance_report/core.so
+# The sandbox rock's own C module (exec for its foreground mode), not part of the core.
+PROC54  = build/lua5.4/maintenance_report_sandbox/process.so
+PROCJIT = build/luajit/maintenance_report_sandbox/process.so
 
 # Debian packages the build, the tests, the sandbox and the benchmarks need.
 DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
@@ -30,7 +33,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 
 all: build
 
-build: $(CORE54) $(COREJIT)
+build: $(CORE54) $(COREJIT) $(PROC54) $(PROCJIT)
 
 $(CORE54): $(SRC) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -39,6 +42,14 @@ $(CORE54): $(SRC) $(HDRS) Makefile
 $(COREJIT): $(SRC) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $(PKG_CFLAGS) $(SRC) -o $@ $(LIBS)
+
+$(PROC54): src/sandbox/process.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $< -o $@
+
+$(PROCJIT): src/sandbox/process.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $< -o $@
 
 deps:
 	@sh tools/deps.sh $(DEB_PACKAGES)

@@ -40,5 +40,6 @@ build = {
     ["maintenance_report_sandbox.state"] = "lua/maintenance_report_sandbox/state.lua",
     ["maintenance_report_sandbox.vin"] = "lua/maintenance_report_sandbox/vin.lua",
     ["maintenance_report_sandbox.wmi"] = "lua/maintenance_report_sandbox/wmi.lua",
+    ["maintenance_report_sandbox.process"] = { sources = { "src/sandbox/process.c" } },
   },
 }

@@ -44,7 +44,9 @@ static int ref_name_ok(const char *s, size_t len)
         return 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(c == '-' || c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')))
+        /* RFC 9110 tchar */
+        if (!(memchr("!#$%&'*+-.^_`|~", c, 15) != NULL || (c >= '0' && c <= '9') ||
+              ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')))
             return 0;
     }
     return 1;

@@ -63,10 +63,15 @@ describe("classify.transport", function()
       -- the same code with bytes written: the facts disagree, so it may have been sent
       assert.is_true(curl(case[1], { request_bytes = 40 }).sent, case[1])
     end
-    local t = curl("CURLE_OPERATION_TIMEDOUT", { request_bytes = 0, connected = false })
+    local t = curl("CURLE_OPERATION_TIMEDOUT", { request_bytes = 0, pretransfer = false })
     assert.are.same({ "connect_timeout", "timeout", false }, { t.transport, t.kind, t.sent })
-    t = curl("CURLE_OPERATION_TIMEDOUT", { request_bytes = 0, connected = true })
+    -- the transfer had begun: a partly written request counts no bytes yet
+    t = curl("CURLE_OPERATION_TIMEDOUT", { request_bytes = 0, pretransfer = true })
     assert.are.same({ "timeout", "timeout", true }, { t.transport, t.kind, t.sent })
+    t = curl("CURLE_OPERATION_TIMEDOUT", { request_bytes = 0 }) -- a transport that cannot tell
+    assert.are.same({ "timeout", "timeout", true }, { t.transport, t.kind, t.sent })
+    -- libcurl could not count the bytes
+    assert.is_true(curl("CURLE_COULDNT_CONNECT", { request_bytes = -1 }).sent)
   end)
 
   it("takes a malformed status line (CURLE_UNSUPPORTED_PROTOCOL after sending) as may-have-been-sent", function()

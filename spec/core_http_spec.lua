@@ -75,36 +75,37 @@ describe("core HTTP", function()
       local session = core.session()
       local resp, err = session:request{ url = base .. "/big" }
       assert.is_nil(resp)
-      assert.are.equal("too_large", err.kind)
-      assert.is_true(err.sent)
+      assert.is_true(err.too_large)
+      assert.is_true(err.request_bytes > 0)
       resp, err = session:request{ url = base .. "/json", max_body = 10 }
       assert.is_nil(resp)
-      assert.are.equal("too_large", err.kind)
+      assert.is_true(err.too_large)
       assert.truthy(assert(core.session{ max_body = 16 * 1024 * 1024 }:request{ url = base .. "/big" }))
     end)
 
-    it("times out after a fractional total timeout, saying the request was sent", function()
+    it("times out after a fractional total timeout, counting the request bytes sent", function()
       local resp, err = core.session():request{ url = base .. "/slow?s=5", timeout = 0.2 }
       assert.is_nil(resp)
-      assert.are.equal("timeout", err.kind)
-      assert.is_true(err.sent)
+      assert.are.equal(28, err.curl_code) -- CURLE_OPERATION_TIMEDOUT
+      assert.is_true(err.request_bytes > 0)
+      assert.is_true(err.time >= 0.2 and err.time < 2)
     end)
 
-    it("tells connection refused and DNS failures apart, as never sent", function()
+    it("tells connection refused and DNS failures apart, with no request byte written", function()
       local session = core.session()
       -- A port nginx has just released: nothing listens there.
       local closed = assert(nginx.start{ http = "server { listen 127.0.0.1:${PORT}; return 204; }" })
       closed:stop()
       local _, err = session:request{ url = "http://127.0.0.1:" .. closed.port .. "/" }
-      assert.are.same({ "connect", false }, { err.kind, err.sent })
+      assert.are.same({ 7, 0, false }, { err.curl_code, err.request_bytes, err.connected }) -- COULDNT_CONNECT
       -- A label over 63 bytes: the resolver refuses it locally, so no DNS query leaves the machine.
       _, err = session:request{ url = "http://" .. string.rep("a", 64) .. ".invalid/" }
-      assert.are.same({ "dns", false }, { err.kind, err.sent })
+      assert.are.same({ 6, 0, false }, { err.curl_code, err.request_bytes, err.connected }) -- COULDNT_RESOLVE_HOST
     end)
 
-    it("verifies TLS by default: a plain-HTTP peer fails the handshake as tls", function()
+    it("verifies TLS by default: a plain-HTTP peer fails the handshake before the request", function()
       local _, err = core.session():request{ url = "https://127.0.0.1:" .. server.port .. "/json" }
-      assert.are.same({ "tls", false }, { err.kind, err.sent })
+      assert.are.same({ 35, 0, true }, { err.curl_code, err.request_bytes, err.connected }) -- SSL_CONNECT_ERROR
     end)
 
     it("refuses header values with CR or LF instead of sending them", function()
@@ -175,7 +176,7 @@ describe("core HTTP", function()
       while session:pending() > 0 do
         for _, done in ipairs(session:perform(5)) do results[done.id] = done end
       end
-      assert.are.equal("timeout", results[slow].error.kind)
+      assert.are.equal(28, results[slow].error.curl_code) -- CURLE_OPERATION_TIMEDOUT
       assert.is_nil(results[slow].response)
       assert.are.equal(200, results[fine].response.status)
     end)

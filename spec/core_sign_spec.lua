@@ -209,6 +209,123 @@ describe("core.sign", function()
   end)
 end)
 
+describe("core.sign string_to_sign and NUL bytes", function()
+  it("returns the exact string it signed as a second value", function()
+    local headers, sts = core.sign{ secret_id = "id", secret_key = "k", date = 1521461320 }
+    assert.truthy(headers)
+    assert.are.equal("x-date: Mon, 19 Mar 2018 12:08:40 GMT\nx-source: market", sts)
+  end)
+
+  for _, key in ipairs{ "secret_id", "secret_key", "source", "algorithm", "headers" } do
+    it("refuses a NUL byte in " .. key .. " instead of signing a shorter string", function()
+      local opts = { secret_id = "id", secret_key = "k", source = "market", algorithm = "hmac-sha1",
+        headers = "x-date x-source", date = 0 }
+      opts[key] = opts[key] .. "\0x"
+      local h, err = core.sign(opts)
+      assert.is_nil(h)
+      assert.are.equal("option '" .. key .. "' must not contain a NUL byte", err)
+      local sg, serr = core.signer{ secret_id = opts.secret_id, secret_key = opts.secret_key,
+        source = opts.source, algorithm = opts.algorithm, headers = opts.headers }
+      assert.is_nil(sg)
+      assert.are.equal("option '" .. key .. "' must not contain a NUL byte", serr)
+    end)
+  end
+
+  it("refuses an extra header whose name only matches up to a NUL byte", function()
+    assert.is_nil((core.sign{ secret_id = "id", secret_key = "k", headers = "x-date x-a",
+      extra = { ["x-a\0zz"] = "v" } }))
+  end)
+
+  it("raises for a NUL in core.hmac's algorithm", function()
+    assert.has_error(function() core.hmac("hmac-sha1\0x", "k", "d") end)
+  end)
+end)
+
+describe("core.signer", function()
+  local epoch, date = 1521461320, "Mon, 19 Mar 2018 12:08:40 GMT"
+
+  local function openssl_signature(algorithm, key, signing_string)
+    local digest = algorithm:match("^hmac%-(sha%d+)$")
+    return shell.run(("printf '%%s' %s | openssl dgst -%s -hmac %s -binary | openssl base64 -A"):format(
+      shell.quote(signing_string), digest, shell.quote(key)))
+  end
+
+  for _, algorithm in ipairs{ "hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512" } do
+    it("signs as the openssl CLI does with " .. algorithm, function()
+      local signer = assert(core.signer{ secret_id = "AKIDtest123", secret_key = "s3cr3t key!",
+        source = "market", algorithm = algorithm })
+      local headers, sts = signer:sign(epoch)
+      local expected_sts = "x-date: " .. date .. "\nx-source: market"
+      assert.are.equal(expected_sts, sts)
+      assert.are.equal(date, headers["X-Date"])
+      assert.are.equal("market", headers["X-Source"])
+      assert.are.equal(('hmac id="AKIDtest123", algorithm="%s", headers="x-date x-source", signature="%s"')
+        :format(algorithm, openssl_signature(algorithm, "s3cr3t key!", expected_sts)), headers.Authorization)
+    end)
+  end
+
+  it("signs the legacy 'date source' list, and now when no date is given", function()
+    local signer = assert(core.signer{ secret_id = "id", secret_key = "k", source = "src", headers = "date source" })
+    local headers, sts = signer:sign(epoch)
+    assert.are.equal(("hmac id=\"id\", algorithm=\"hmac-sha1\", headers=\"date source\", signature=\"%s\"")
+      :format(openssl_signature("hmac-sha1", "k", "date: " .. date .. "\nsource: src")), headers.Authorization)
+    assert.are.equal("date: " .. date .. "\nsource: src", sts)
+    local now = signer:sign()
+    assert.truthy(now.Date:match("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$"))
+  end)
+
+  it("returns nil, message for bad values, as core.sign does", function()
+    local cases = {
+      { algorithm = "hmac-md5" }, { source = "a\r\nb" }, { headers = "x-source" },
+      { headers = "x-date content-md5" }, { secret_id = 'a"b' }, { secret_id = "" }, { secret_key = "" },
+    }
+    for _, case in ipairs(cases) do
+      local opts = { secret_id = "id", secret_key = "k" }
+      for k, v in pairs(case) do opts[k] = v end
+      local sg, err = core.signer(opts)
+      assert.is_nil(sg)
+      assert.is_string(err)
+    end
+  end)
+
+  it("raises on wrong types and unknown options", function()
+    assert.has_error(function() core.signer("x") end)
+    assert.has_error(function() core.signer{ secret_id = 1, secret_key = "k" } end)
+    assert.has_error(function() core.signer{ secret_id = "id" } end)
+    assert.has_error(function() core.signer{ secret_id = "id", secret_key = "k", date = 0 } end)
+    assert.has_error(function() core.signer{ secret_id = "id", secret_key = "k", [1] = "x" } end)
+    assert.has_error(function() assert(core.signer{ secret_id = "id", secret_key = "k" }):sign("today") end)
+  end)
+
+  it("scrubs every occurrence of the key, and returns the very same string when there is none", function()
+    local signer = assert(core.signer{ secret_id = "id", secret_key = "SECRET" })
+    assert.are.equal("a [REDACTED] b [REDACTED][REDACTED] c", signer:scrub("a SECRET b SECRETSECRET c"))
+    assert.are.equal("SECRE", signer:scrub("SECRE"))
+    assert.are.equal("[REDACTED]", signer:scrub("SECRET"))
+    assert.are.equal("SSECRE[REDACTED]T", signer:scrub("SSECRESECRETT"))
+    local s = "nothing to hide" .. ("x"):rep(100)
+    assert.are.equal(s, signer:scrub(s))
+    assert.are.equal("\0[REDACTED]\0", signer:scrub("\0SECRET\0"))
+  end)
+
+  it("never shows the key: not in tostring, not in its output", function()
+    local signer = assert(core.signer{ secret_id = "id", secret_key = "VERY-SECRET-KEY" })
+    assert.is_nil(tostring(signer):find("VERY-SECRET-KEY", 1, true))
+    local headers, sts = signer:sign(0)
+    for _, v in pairs(headers) do assert.is_nil(v:find("VERY-SECRET-KEY", 1, true)) end
+    assert.is_nil(sts:find("VERY-SECRET-KEY", 1, true))
+  end)
+
+  it("refuses to sign or scrub once closed, and closes twice without harm", function()
+    local signer = assert(core.signer{ secret_id = "id", secret_key = "k" })
+    signer:close()
+    signer:close()
+    assert.matches("closed", tostring(signer))
+    assert.has_error(function() signer:sign(0) end)
+    assert.has_error(function() signer:scrub("k") end)
+  end)
+end)
+
 describe("core.constant_time_equals", function()
   it("tells equal and different strings apart", function()
     assert.is_true(core.constant_time_equals("abc", "abc"))

@@ -103,13 +103,14 @@ describe("luarocks make --deps-mode=none", function()
     local interpreter = jit_abi and "luajit" or "lua5.4"
     local check = io.popen(("LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua' "
       .. "LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e 'local mr = require \"maintenance_report\"; "
-      .. "io.write(mr._VERSION, \" \", require(\"maintenance_report.core\").version)' 2>&1"):format(
+      .. "io.write(mr._VERSION, \" \", require(\"maintenance_report.core\").curl_version)' 2>&1"):format(
       tree, version, tree, version, tree, version, interpreter))
     local out = check:read("*a")
     check:close()
     local installed_cli = io.open(tree .. "/bin/maintenance-report")
     os.execute("rm -rf " .. tree)
-    assert.are.equal(require("maintenance_report")._VERSION .. " " .. require("maintenance_report.core").version, out)
+    assert.are.equal(require("maintenance_report")._VERSION .. " " .. require("maintenance_report.core").curl_version,
+      out)
     assert.is_truthy(installed_cli)
     if installed_cli then installed_cli:close() end
   end)

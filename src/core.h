@@ -4,8 +4,6 @@
 
 #include <lua.h>
 
-#define MR_CORE_VERSION "0.1.0"
-
 /* Each adds its functions to the module table on the stack top. */
 void mr_sign_register(lua_State *L);
 void mr_session_register(lua_State *L);

@@ -16,41 +16,46 @@ static mr_transfer *take_idle(mr_session *s)
     return mr_transfer_new();
 }
 
-static void unlink_inflight(mr_session *s, mr_transfer *t)
+/* Removes t from the list at *head, if it is there; 1 when it was. */
+static int unlink_from(mr_transfer **head, mr_transfer *t)
 {
     mr_transfer **p;
-    for (p = &s->inflight; *p != NULL; p = &(*p)->next) {
+    for (p = head; *p != NULL; p = &(*p)->next) {
         if (*p == t) {
             *p = t->next;
-            break;
+            t->next = NULL;
+            return 1;
         }
     }
-    t->next = NULL;
+    return 0;
 }
 
-/* Back to the idle list; the easy handle keeps no connection of its own in a multi. */
+/* Off the multi and back to the idle list; the easy handle keeps no connection of its own in a multi. */
 static void retire(mr_session *s, mr_transfer *t)
 {
     curl_multi_remove_handle(s->multi, t->easy);
-    unlink_inflight(s, t);
     s->running--;
     t->next = s->idle;
     s->idle = t;
 }
 
+static void free_list(mr_session *s, mr_transfer *t)
+{
+    while (t != NULL) {
+        mr_transfer *next = t->next;
+        if (s->multi != NULL)
+            curl_multi_remove_handle(s->multi, t->easy);
+        mr_transfer_free(t);
+        t = next;
+    }
+}
+
 void mr_multi_close(mr_session *s)
 {
-    mr_transfer *t, *next;
-    for (t = s->inflight; t != NULL; t = next) {
-        next = t->next;
-        curl_multi_remove_handle(s->multi, t->easy);
-        mr_transfer_free(t);
-    }
-    for (t = s->idle; t != NULL; t = next) {
-        next = t->next;
-        mr_transfer_free(t);
-    }
-    s->inflight = s->idle = NULL;
+    free_list(s, s->inflight);
+    free_list(s, s->done);
+    free_list(s, s->idle);
+    s->inflight = s->done = s->idle = NULL;
     s->running = 0;
     if (s->multi != NULL)
         curl_multi_cleanup(s->multi);
@@ -58,33 +63,36 @@ void mr_multi_close(mr_session *s)
 }
 
 /* session:submit(request) → id | nil, err. Nothing is sent until perform. */
-int mr_session_submit(lua_State *L)
+int mr_session_submit(lua_State *L, mr_session *s)
 {
-    mr_session *s = mr_check_session(L, 1);
     mr_transfer *t;
-    const char *err;
+    mr_setup_error err;
+    int rc;
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (s->multi == NULL) {
-        s->multi = curl_multi_init();
-        if (s->multi == NULL)
-            return mr_push_transport_error(L, "out_of_memory", "cannot create a libcurl multi handle");
+    err.code = CURLE_OUT_OF_MEMORY;
+    if (s->multi == NULL && (s->multi = curl_multi_init()) == NULL) {
+        err.message = "cannot create a libcurl multi handle";
+        return mr_push_setup_error(L, &err);
     }
-    t = take_idle(s);
-    if (t == NULL)
-        return mr_push_transport_error(L, "out_of_memory", "cannot create a libcurl easy handle");
+    if ((t = take_idle(s)) == NULL) {
+        err.message = "cannot create a libcurl easy handle";
+        return mr_push_setup_error(L, &err);
+    }
     /* Keep t reachable while setup may raise on a bad option type. */
     t->next = s->idle;
     s->idle = t;
-    err = mr_transfer_setup(L, 2, t, &s->cfg, s->share);
-    s->idle = t->next;
-    t->next = NULL;
-    if (err == NULL && curl_multi_add_handle(s->multi, t->easy) != CURLM_OK)
-        err = "libcurl refused the transfer";
-    if (err != NULL) {
-        t->next = s->idle;
-        s->idle = t;
-        return mr_push_transport_error(L, "invalid_request", err);
+    rc = mr_transfer_setup(L, 2, t, &s->cfg, s->share, &err);
+    if (rc == 0) {
+        CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
+        if (mc != CURLM_OK) {
+            err.message = curl_multi_strerror(mc);
+            err.code = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+            rc = -1;
+        }
     }
+    if (rc != 0)
+        return mr_push_setup_error(L, &err); /* t stays idle */
+    s->idle = t->next;
     t->id = s->next_id++;
     t->next = s->inflight;
     s->inflight = t;
@@ -93,28 +101,53 @@ int mr_session_submit(lua_State *L)
     return 1;
 }
 
-/* Moves finished transfers into the result list at the stack top. */
-static int collect(lua_State *L, mr_session *s, int results)
+/* Moves every finished transfer from in flight to done, in C only: nothing here can raise. */
+static void harvest(mr_session *s)
 {
     CURLMsg *msg;
-    int left, count = 0;
+    mr_transfer **tail = &s->done;
+    int left;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
     while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
         mr_transfer *t = NULL;
         if (msg->msg != CURLMSG_DONE)
             continue;
         if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t) != CURLE_OK || t == NULL)
             continue;
+        if (!unlink_from(&s->inflight, t))
+            continue;
+        t->result = msg->data.result;
+        *tail = t; /* in the order they finished */
+        tail = &t->next;
+    }
+}
+
+/*
+ * Builds the list of {id=, response=} / {id=, error=} from the done list,
+ * then retires them all. A memory error while building leaves every one of
+ * them done, for the next perform.
+ */
+static void deliver(lua_State *L, mr_session *s)
+{
+    mr_transfer *t;
+    int i = 0;
+    for (t = s->done; t != NULL; t = t->next)
+        i++;
+    lua_createtable(L, i, 0);
+    for (t = s->done, i = 1; t != NULL; t = t->next, i++) {
         lua_createtable(L, 0, 3);
         mr_push_integer(L, (long long)t->id);
         lua_setfield(L, -2, "id");
-        mr_transfer_push_result(L, t, msg->data.result);
-        lua_setfield(L, -3, "error"); /* nil when it succeeded */
+        mr_transfer_push_result(L, t, t->result);
+        lua_setfield(L, -3, "error");    /* nil when it succeeded */
         lua_setfield(L, -2, "response"); /* nil when it failed */
-        retire(s, t);
-        lua_rawseti(L, results, (int)lua_rawlen(L, results) + 1);
-        count++;
+        lua_rawseti(L, -2, i);
     }
-    return count;
+    while ((t = s->done) != NULL) {
+        s->done = t->next;
+        retire(s, t);
+    }
 }
 
 /*
@@ -123,25 +156,25 @@ static int collect(lua_State *L, mr_session *s, int results)
  * millisecond (0: just poll), and returns as soon as at least one transfer
  * has finished.
  */
-int mr_session_perform(lua_State *L)
+int mr_session_perform(lua_State *L, mr_session *s)
 {
-    mr_session *s = mr_check_session(L, 1);
     double timeout = luaL_optnumber(L, 2, 0);
     struct timespec start, now;
-    int results, running = 0;
+    int running = 0;
     luaL_argcheck(L, timeout >= 0, 2, "timeout must not be negative");
-    lua_newtable(L);
-    results = lua_gettop(L);
-    if (s->multi == NULL || s->running == 0)
+    if (s->multi == NULL || s->running == 0) {
+        lua_newtable(L);
         return 1;
+    }
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
+    while (s->done == NULL && s->inflight != NULL) {
         double left;
         int numfds = 0, ms;
         CURLMcode mc = curl_multi_perform(s->multi, &running);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
-        if (collect(L, s, results) > 0 || s->running == 0)
+        harvest(s);
+        if (s->done != NULL)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
         left = timeout - ((double)(now.tv_sec - start.tv_sec) +
@@ -159,27 +192,32 @@ int mr_session_perform(lua_State *L)
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
     }
+    deliver(L, s);
     return 1;
 }
 
-int mr_session_pending(lua_State *L)
+int mr_session_pending(lua_State *L, mr_session *s)
 {
-    mr_session *s = mr_check_session(L, 1);
     lua_pushinteger(L, s->running);
     return 1;
 }
 
-/* session:cancel(id) → true if it was in flight. */
-int mr_session_cancel(lua_State *L)
+/* session:cancel(id) → true if it was in flight or done but not yet delivered. */
+int mr_session_cancel(lua_State *L, mr_session *s)
 {
-    mr_session *s = mr_check_session(L, 1);
     lua_Integer id = luaL_checkinteger(L, 2);
-    mr_transfer *t;
-    for (t = s->inflight; t != NULL; t = t->next) {
-        if (t->id == id) {
-            retire(s, t);
-            lua_pushboolean(L, 1);
-            return 1;
+    mr_transfer **lists[2], *t;
+    int i;
+    lists[0] = &s->inflight;
+    lists[1] = &s->done;
+    for (i = 0; i < 2; i++) {
+        for (t = *lists[i]; t != NULL; t = t->next) {
+            if (t->id == id) {
+                unlink_from(lists[i], t);
+                retire(s, t);
+                lua_pushboolean(L, 1);
+                return 1;
+            }
         }
     }
     lua_pushboolean(L, 0);

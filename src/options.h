@@ -7,11 +7,12 @@
 #include "compat.h"
 
 /*
- * t[key] as a string, or def when absent; raises "<what> '<key>' must be a
- * string" for another type. The pointer stays valid while t holds the value.
+ * t[key] as a string of any bytes (a request body), or def when absent;
+ * raises "<what> '<key>' must be a string" for another type. The pointer
+ * stays valid while t holds the value.
  */
-static inline const char *mr_opt_lstring(lua_State *L, int t, const char *what, const char *key,
-                                         const char *def, size_t *len)
+static inline const char *mr_opt_bytes(lua_State *L, int t, const char *what, const char *key,
+                                       const char *def, size_t *len)
 {
     const char *s;
     lua_getfield(L, t, key);
@@ -25,6 +26,36 @@ static inline const char *mr_opt_lstring(lua_State *L, int t, const char *what, 
         luaL_error(L, "%s '%s' must be a string, got %s", what, key, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, len);
     lua_pop(L, 1); /* still referenced by the table */
+    return s;
+}
+
+/* 1 when s[0..len) holds a NUL byte: C would silently read a shorter string. */
+static inline int mr_has_nul(const char *s, size_t len)
+{
+    return s != NULL && memchr(s, '\0', len) != NULL;
+}
+
+/* As mr_opt_bytes, for text: also raises "<what> '<key>' must not contain a NUL byte". */
+static inline const char *mr_opt_lstring(lua_State *L, int t, const char *what, const char *key,
+                                         const char *def, size_t *len)
+{
+    size_t n = 0;
+    const char *s = mr_opt_bytes(L, t, what, key, def, &n);
+    if (mr_has_nul(s, n))
+        luaL_error(L, "%s '%s' must not contain a NUL byte", what, key);
+    if (len)
+        *len = n;
+    return s;
+}
+
+/* Argument arg as a string without NUL bytes (a path, an algorithm name); raises otherwise. */
+static inline const char *mr_check_text(lua_State *L, int arg, size_t *len)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, arg, &n);
+    luaL_argcheck(L, !mr_has_nul(s, n), arg, "must not contain a NUL byte");
+    if (len)
+        *len = n;
     return s;
 }
 

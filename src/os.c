@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
 #include "core.h"
+#include "options.h"
 
 static int push_errno(lua_State *L, const char *what)
 {
@@ -48,7 +50,7 @@ static int l_sleep(lua_State *L)
 static int l_append_durable(lua_State *L)
 {
     size_t len, done = 0;
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = mr_check_text(L, 1, NULL);
     const char *data = luaL_checklstring(L, 2, &len);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -77,26 +79,82 @@ static int l_append_durable(lua_State *L)
     return 1;
 }
 
-/* exec{path, arg1, …}: replaces the process; returns nil, err only on failure. */
-static int l_exec(lua_State *L)
+/* fsync_dir(path) → true | nil, err: makes a rename or create in that directory durable. */
+static int l_fsync_dir(lua_State *L)
 {
-    int n, i;
-    char **argv;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    n = (int)lua_rawlen(L, 1);
-    luaL_argcheck(L, n >= 1, 1, "argv must hold at least the program");
-    argv = lua_newuserdata(L, sizeof(char *) * (size_t)(n + 1));
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, 1, i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return luaL_argerror(L, 1, "argv entries must be strings");
-        argv[i] = (char *)lua_tostring(L, -1);
-        lua_pop(L, 1); /* the argv table keeps the string */
+    const char *path = mr_check_text(L, 1, NULL);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return push_errno(L, path);
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, path);
     }
-    argv[n] = NULL;
-    fflush(NULL);
-    execvp(argv[0], argv);
-    return push_errno(L, argv[0]);
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_getpid(lua_State *L)
+{
+    mr_push_integer(L, (long long)getpid());
+    return 1;
+}
+
+/* ---- core.flock: an exclusive advisory lock the kernel drops with the process ---- */
+
+#define MR_LOCK_MT "maintenance_report.lock"
+
+typedef struct {
+    int fd; /* -1 once released */
+} mr_lock;
+
+/* Closing the descriptor releases the flock (it is the only one on this open file). */
+static int l_lock_release(lua_State *L)
+{
+    mr_lock *lk = luaL_checkudata(L, 1, MR_LOCK_MT);
+    if (lk->fd >= 0) {
+        close(lk->fd);
+        lk->fd = -1;
+    }
+    return 0;
+}
+
+static int l_lock_tostring(lua_State *L)
+{
+    mr_lock *lk = luaL_checkudata(L, 1, MR_LOCK_MT);
+    lua_pushstring(L, lk->fd >= 0 ? "maintenance_report.lock (held)" : "maintenance_report.lock (released)");
+    return 1;
+}
+
+/* flock(path) → lock | nil, message, "busy" (another process holds it) | nil, message */
+static int l_flock(lua_State *L)
+{
+    const char *path = mr_check_text(L, 1, NULL);
+    mr_lock *lk = lua_newuserdata(L, sizeof *lk); /* before the open: no fd leaks on a memory error */
+    lk->fd = -1;
+    luaL_getmetatable(L, MR_LOCK_MT);
+    lua_setmetatable(L, -2);
+    lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lk->fd < 0)
+        return push_errno(L, path);
+    while (flock(lk->fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        close(lk->fd);
+        lk->fd = -1;
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        if (e == EWOULDBLOCK) {
+            lua_pushliteral(L, "busy");
+            return 3;
+        }
+        return 2;
+    }
+    return 1;
 }
 
 void mr_os_register(lua_State *L)
@@ -105,8 +163,23 @@ void mr_os_register(lua_State *L)
         {"monotime", l_monotime},
         {"sleep", l_sleep},
         {"append_durable", l_append_durable},
-        {"exec", l_exec},
+        {"fsync_dir", l_fsync_dir},
+        {"getpid", l_getpid},
+        {"flock", l_flock},
         {NULL, NULL},
     };
+    if (luaL_newmetatable(L, MR_LOCK_MT)) {
+        lua_newtable(L);
+        lua_pushcfunction(L, l_lock_release);
+        lua_setfield(L, -2, "release");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_lock_release);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_lock_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, MR_LOCK_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -8,18 +8,18 @@
 #include "core.h"
 #include "options.h"
 
-mr_session *mr_check_session(lua_State *L, int idx)
-{
-    mr_session *s = luaL_checkudata(L, idx, MR_SESSION_MT);
-    if (s->closed)
-        luaL_error(L, "session is closed");
-    return s;
-}
+typedef int (*session_method)(lua_State *L, mr_session *s);
 
 static void session_close(mr_session *s)
 {
     if (s->closed)
         return;
+    if (s->busy) {
+        /* A finalizer run by an allocation inside a method: freeing now would
+           pull the transfers from under it. The method closes on its way out. */
+        s->close_deferred = 1;
+        return;
+    }
     s->closed = 1;
     mr_multi_close(s);
     mr_transfer_free(s->blocking);
@@ -31,6 +31,40 @@ static void session_close(mr_session *s)
     free(s->cfg.capath);
     free(s->cfg.user_agent);
     s->cfg.cafile = s->cfg.capath = s->cfg.user_agent = NULL;
+}
+
+/* Upvalue 1: a userdata holding the method's pointer. */
+static int method_body(lua_State *L)
+{
+    session_method *m = lua_touserdata(L, lua_upvalueindex(1));
+    return (*m)(L, lua_touserdata(L, 1));
+}
+
+/*
+ * Every method runs in a protected call with the session marked busy: a
+ * memory error raised inside still clears the mark and lets a close that
+ * came meanwhile happen, and a finalizer cannot close the session under it
+ * (nothing here allocates before the mark is set, so no finalizer runs in
+ * between). The callee's frame anchors the session until the call returns.
+ */
+static int run_guarded(lua_State *L)
+{
+    mr_session *s = luaL_checkudata(L, 1, MR_SESSION_MT);
+    int rc;
+    if (s->closed || s->close_deferred)
+        return luaL_error(L, "session is closed");
+    if (s->busy)
+        return luaL_error(L, "session is busy: called from a finalizer during another of its calls");
+    lua_pushvalue(L, lua_upvalueindex(1)); /* within the LUA_MINSTACK slots a C function gets */
+    lua_insert(L, 1);
+    s->busy = 1;
+    rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    s->busy = 0;
+    if (s->close_deferred)
+        session_close(s);
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L);
 }
 
 static int l_session_gc(lua_State *L)
@@ -46,14 +80,12 @@ static int l_session_close(lua_State *L)
 }
 
 /* session:request{url=, headers=, …} → response | nil, err */
-static int l_session_request(lua_State *L)
+static int session_request(lua_State *L, mr_session *s)
 {
-    mr_session *s = mr_check_session(L, 1);
-    const char *err;
+    mr_setup_error err;
     CURLcode rc;
-    err = mr_transfer_setup(L, 2, s->blocking, &s->cfg, s->share);
-    if (err != NULL)
-        return mr_push_transport_error(L, "invalid_request", err);
+    if (mr_transfer_setup(L, 2, s->blocking, &s->cfg, s->share, &err) != 0)
+        return mr_push_setup_error(L, &err);
     rc = curl_easy_perform(s->blocking->easy);
     return mr_transfer_push_result(L, s->blocking, rc);
 }
@@ -71,7 +103,26 @@ static char *dup_option(lua_State *L, int idx, const char *key)
     return copy;
 }
 
-/* core.session{cafile=, capath=, insecure=, timeout=, connect_timeout=, max_body=, user_agent=} */
+/* A default of the library: the Lua module maintenance_report.defaults holds
+   them all, so that the C core has no numbers of its own to drift apart. */
+static double library_default(lua_State *L, const char *name)
+{
+    double value;
+    lua_getglobal(L, "require");
+    if (!lua_isfunction(L, -1))
+        luaL_error(L, "core.session: no require() to load maintenance_report.defaults");
+    lua_pushliteral(L, "maintenance_report.defaults");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, name);
+    if (!lua_isnumber(L, -1))
+        luaL_error(L, "core.session: maintenance_report.defaults.%s is not a number", name);
+    value = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    return value;
+}
+
+/* core.session{cafile=, capath=, insecure=, timeout=, connect_timeout=, max_body=, user_agent=};
+   absent limits come from maintenance_report.defaults. */
 static int l_session_new(lua_State *L)
 {
     mr_session *s;
@@ -87,10 +138,11 @@ static int l_session_new(lua_State *L)
     luaL_getmetatable(L, MR_SESSION_MT);
     lua_setmetatable(L, -2);
     s->next_id = 1;
-    s->cfg.timeout = mr_opt_number(L, opts, "session option", "timeout", 10);
-    s->cfg.connect_timeout = mr_opt_number(L, opts, "session option", "connect_timeout", 5);
-    s->cfg.max_body =
-        mr_size_cap(mr_opt_number(L, opts, "session option", "max_body", MR_DEFAULT_MAX_BODY));
+    s->cfg.timeout = mr_opt_number(L, opts, "session option", "timeout", library_default(L, "TIMEOUT"));
+    s->cfg.connect_timeout = mr_opt_number(L, opts, "session option", "connect_timeout",
+                                           library_default(L, "CONNECT_TIMEOUT"));
+    s->cfg.max_body = mr_size_cap(
+        mr_opt_number(L, opts, "session option", "max_body", library_default(L, "MAX_BODY")));
     lua_getfield(L, opts, "insecure");
     s->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -111,18 +163,29 @@ static int l_session_new(lua_State *L)
 
 void mr_session_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"request", l_session_request},
+    static const struct {
+        const char *name;
+        session_method fn;
+    } methods[] = {
+        {"request", session_request},
         {"submit", mr_session_submit},
         {"perform", mr_session_perform},
         {"pending", mr_session_pending},
         {"cancel", mr_session_cancel},
-        {"close", l_session_close},
-        {NULL, NULL},
     };
+    size_t i;
     if (luaL_newmetatable(L, MR_SESSION_MT)) {
         lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
+        for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+            /* The body is a closure over the method pointer; run_guarded over the body. */
+            session_method *box = lua_newuserdata(L, sizeof *box);
+            *box = methods[i].fn;
+            lua_pushcclosure(L, method_body, 1);
+            lua_pushcclosure(L, run_guarded, 1);
+            lua_setfield(L, -2, methods[i].name);
+        }
+        lua_pushcfunction(L, l_session_close);
+        lua_setfield(L, -2, "close");
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_session_gc);
         lua_setfield(L, -2, "__gc");

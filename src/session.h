@@ -11,23 +11,24 @@
 
 typedef struct {
     mr_http_config cfg;
-    CURLSH *share;        /* DNS cache and TLS sessions, for both paths */
+    CURLSH *share;         /* DNS cache and TLS sessions, for both paths */
     mr_transfer *blocking; /* reused, so its connection stays alive */
-    CURLM *multi;         /* created on first submit */
+    CURLM *multi;          /* created on first submit */
     mr_transfer *inflight;
+    mr_transfer *done;     /* finished, kept until a perform has handed them to Lua */
     mr_transfer *idle;
     lua_Integer next_id;
-    int running;
+    int running;           /* submitted and not yet delivered: in flight or done */
+    int busy;              /* inside a method: close waits, re-entry is refused */
+    int close_deferred;
     int closed;
 } mr_session;
 
-mr_session *mr_check_session(lua_State *L, int idx);
-
-/* Multi interface methods, in multi.c. */
-int mr_session_submit(lua_State *L);
-int mr_session_perform(lua_State *L);
-int mr_session_pending(lua_State *L);
-int mr_session_cancel(lua_State *L);
+/* Multi interface methods, in multi.c; each runs guarded (see session.c), s at index 1. */
+int mr_session_submit(lua_State *L, mr_session *s);
+int mr_session_perform(lua_State *L, mr_session *s);
+int mr_session_pending(lua_State *L, mr_session *s);
+int mr_session_cancel(lua_State *L, mr_session *s);
 void mr_multi_close(mr_session *s);
 
 #endif

@@ -1,9 +1,10 @@
 /* Key-pair HMAC signing for the API gateway, and its Lua bindings. */
 #include "sign.h"
 
-#include <strings.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -75,17 +76,22 @@ static char ascii_lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+   "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
+static int is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
 int mr_valid_header_name(const char *s, size_t len)
 {
     size_t i;
     if (len == 0 || len > 256)
         return 0;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_'))
+    for (i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)s[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -161,6 +167,23 @@ const char *mr_authorization(mr_buf *out, const char *id, size_t id_len,
 /* ---- Lua bindings ---------------------------------------------------- */
 
 #define MR_MAX_SIGNED 16
+#define MR_SIGNER_MT "maintenance_report.signer"
+#define MR_SCRATCH_MT "maintenance_report.sign_scratch"
+
+/* What a signature needs besides the date; strings of exactly the given lengths. */
+typedef struct {
+    const char *id, *key, *source, *algorithm, *headers;
+    size_t id_len, key_len, source_len, headers_len;
+} sign_params;
+
+/* The signed header list, split: names lower-cased, each with its value. */
+typedef struct {
+    size_t n;
+    char lower[MR_MAX_SIGNED][64];
+    size_t name_lens[MR_MAX_SIGNED];
+    const char *names[MR_MAX_SIGNED], *values[MR_MAX_SIGNED];
+    size_t value_lens[MR_MAX_SIGNED];
+} signed_list;
 
 /* Converting a NaN or huge double to time_t is undefined: such a date becomes
    one that mr_http_date rejects (before year 0). */
@@ -180,67 +203,241 @@ static const char *canonical_name(const char *lower)
 }
 
 /* Looks up extra[name] case-insensitively; leaves the key and value on the stack. */
-static int find_extra(lua_State *L, int extra, const char *lower)
+static int find_extra(lua_State *L, int extra, const char *lower, size_t len)
 {
     if (extra == 0)
         return 0;
     lua_pushnil(L);
     while (lua_next(L, extra) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
-            strcasecmp(lua_tostring(L, -2), lower) == 0)
-            return 1;
+        size_t klen;
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tolstring(L, -2, &klen);
+            if (klen == len && strncasecmp(k, lower, len) == 0)
+                return 1;
+        }
         lua_pop(L, 1);
     }
     return 0;
 }
 
-static int sign_fail(lua_State *L, mr_buf *a, mr_buf *b, const char *msg)
+static const char *check_id(const char *id, size_t id_len)
 {
-    mr_buf_free(a);
-    mr_buf_free(b);
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
+    size_t i;
+    if (id_len == 0)
+        return "secret_id is empty";
+    for (i = 0; i < id_len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x21 || c == 0x7f || c == '"' || c == '\\')
+            return "secret_id contains a quote, a backslash, a space or a control character";
+    }
+    return NULL;
+}
+
+/* Every check that does not depend on the date; NULL when p can sign. */
+static const char *check_params(const sign_params *p)
+{
+    if (mr_hmac_digest(p->algorithm) == NULL)
+        return "unsupported algorithm (use hmac-sha1, hmac-sha256, hmac-sha384 or hmac-sha512)";
+    if (p->key_len == 0)
+        return "secret_key is empty";
+    if (!mr_valid_header_value(p->source, p->source_len) || p->source_len == 0)
+        return "source must be non-empty and contain no CR, LF or control character";
+    return check_id(p->id, p->id_len);
+}
+
+/*
+ * Splits p->headers and gives each name its value: the date, the source, or
+ * extra[name] (extra: a stack index, 0 for none; its strings stay on the table).
+ */
+static const char *split_list(lua_State *L, const sign_params *p, const char *date, int extra,
+                              signed_list *out)
+{
+    const char *h = p->headers;
+    int has_date = 0;
+    size_t i;
+    out->n = 0;
+    for (;;) {
+        size_t len, n = out->n;
+        while (*h == ' ')
+            h++;
+        if (*h == '\0')
+            break;
+        len = strcspn(h, " ");
+        if (n == MR_MAX_SIGNED)
+            return "too many signed headers";
+        if (!mr_valid_header_name(h, len) || len >= sizeof out->lower[0])
+            return "signed header name is not a valid token";
+        for (i = 0; i < len; i++)
+            out->lower[n][i] = ascii_lower(h[i]);
+        out->lower[n][len] = '\0';
+        out->names[n] = out->lower[n];
+        out->name_lens[n] = len;
+        if (strcmp(out->lower[n], "x-date") == 0 || strcmp(out->lower[n], "date") == 0) {
+            out->values[n] = date;
+            out->value_lens[n] = MR_HTTP_DATE_LEN;
+            has_date = 1;
+        } else if (strcmp(out->lower[n], "x-source") == 0 || strcmp(out->lower[n], "source") == 0) {
+            out->values[n] = p->source;
+            out->value_lens[n] = p->source_len;
+        } else if (find_extra(L, extra, out->lower[n], len)) {
+            out->values[n] = lua_tolstring(L, -1, &out->value_lens[n]);
+            lua_pop(L, 2); /* the extra table keeps the string alive */
+        } else {
+            return extra ? "a signed header has no value (give it in 'extra')"
+                         : "a signed header has no value (a signer signs only date, x-date, source and x-source)";
+        }
+        out->n++;
+        h += len;
+    }
+    return has_date ? NULL : "the signed headers must include x-date or date";
+}
+
+/* Scratch buffers owned by a userdata: a memory error raised by a Lua call
+   between their allocation and their release leaves them to __gc, not leaked. */
+enum { SCRATCH_STS, SCRATCH_MAC64, SCRATCH_LIST, SCRATCH_AUTH, SCRATCH_N };
+
+static void scratch_free(mr_buf *b)
+{
+    int i;
+    for (i = 0; i < SCRATCH_N; i++)
+        mr_buf_free(&b[i]);
+}
+
+static int l_scratch_gc(lua_State *L)
+{
+    scratch_free(lua_touserdata(L, 1));
+    return 0;
+}
+
+static mr_buf *new_scratch(lua_State *L)
+{
+    mr_buf *b = lua_newuserdata(L, sizeof(mr_buf) * SCRATCH_N);
+    int i;
+    for (i = 0; i < SCRATCH_N; i++)
+        mr_buf_init(&b[i], 1 << 20);
+    if (luaL_newmetatable(L, MR_SCRATCH_MT)) {
+        lua_pushcfunction(L, l_scratch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+/*
+ * The signing itself, for core.sign and signer:sign. Pushes the headers table
+ * and the string to sign (returns 2), or nil and a message (returns 2).
+ */
+static int push_signature(lua_State *L, const sign_params *p, time_t when, int extra)
+{
+    char date[MR_HTTP_DATE_LEN + 1];
+    unsigned char mac[MR_HMAC_MAX];
+    unsigned mac_len = 0;
+    signed_list list;
+    const char *err;
+    mr_buf *b;
+    size_t i;
+    int out;
+
+    if ((err = check_params(p)) == NULL && mr_http_date(when, date) != 0)
+        err = "date is out of range";
+    if (err == NULL)
+        err = split_list(L, p, date, extra, &list);
+    if (err != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    b = new_scratch(L);
+    err = mr_signing_string(&b[SCRATCH_STS], list.n, list.names, list.name_lens, list.values,
+                            list.value_lens);
+    if (err == NULL && mr_hmac(mr_hmac_digest(p->algorithm), p->key, p->key_len,
+                               b[SCRATCH_STS].data, b[SCRATCH_STS].len, mac, &mac_len) != 0)
+        err = "HMAC computation failed";
+    if (err == NULL && mr_base64(&b[SCRATCH_MAC64], mac, mac_len) != 0)
+        err = "out of memory";
+    OPENSSL_cleanse(mac, sizeof mac);
+    /* headers= echoes the list as given, normalised to single spaces. */
+    for (i = 0; err == NULL && i < list.n; i++)
+        if ((i > 0 && mr_buf_append(&b[SCRATCH_LIST], " ", 1) != 0) ||
+            mr_buf_append(&b[SCRATCH_LIST], list.lower[i], list.name_lens[i]) != 0)
+            err = "out of memory";
+    if (err == NULL)
+        err = mr_authorization(&b[SCRATCH_AUTH], p->id, p->id_len, p->algorithm,
+                               b[SCRATCH_LIST].data, b[SCRATCH_MAC64].data);
+    if (err != NULL) {
+        scratch_free(b);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    out = lua_gettop(L);
+    for (i = 0; i < list.n; i++) {
+        const char *canonical = canonical_name(list.lower[i]);
+        if (canonical != NULL) {
+            lua_pushlstring(L, list.values[i], list.value_lens[i]);
+            lua_setfield(L, out, canonical);
+        }
+    }
+    lua_pushlstring(L, b[SCRATCH_AUTH].data, b[SCRATCH_AUTH].len);
+    lua_setfield(L, out, "Authorization");
+    lua_pushlstring(L, b[SCRATCH_STS].data, b[SCRATCH_STS].len);
+    scratch_free(b); /* its userdata stays below the two results */
     return 2;
+}
+
+/* A string option of core.sign/core.signer: raises for a wrong type; a NUL byte
+   is a bad value, reported in *err like the other bad values. */
+static const char *sign_option(lua_State *L, const char *what, const char *key, const char *def,
+                               size_t *len, const char **err)
+{
+    const char *s = mr_opt_bytes(L, 1, what, key, def, len);
+    if (mr_has_nul(s, *len) && *err == NULL)
+        *err = lua_pushfstring(L, "option '%s' must not contain a NUL byte", key);
+    return s;
+}
+
+/* Reads the five string options into p; returns NULL or the first bad value's message. */
+static const char *read_params(lua_State *L, const char *what, sign_params *p)
+{
+    const char *err = NULL;
+    size_t alg_len;
+    p->id = sign_option(L, what, "secret_id", NULL, &p->id_len, &err);
+    p->key = sign_option(L, what, "secret_key", NULL, &p->key_len, &err);
+    p->source = sign_option(L, what, "source", "market", &p->source_len, &err);
+    p->algorithm = sign_option(L, what, "algorithm", "hmac-sha1", &alg_len, &err);
+    p->headers = sign_option(L, what, "headers", "x-date x-source", &p->headers_len, &err);
+    if (p->id == NULL || p->key == NULL)
+        luaL_error(L, "%s: secret_id and secret_key are required strings", what);
+    return err;
+}
+
+static time_t opt_date(lua_State *L, int idx, const char *what)
+{
+    time_t when;
+    if (lua_isnoneornil(L, idx))
+        return time(NULL);
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        luaL_error(L, "%s: 'date' must be a number (epoch seconds)", what);
+    when = to_time(lua_tonumber(L, idx));
+    return when;
 }
 
 /*
  * sign{secret_id=, secret_key=, source="market", algorithm="hmac-sha1",
  *      headers="x-date x-source", date=epoch, extra={name=value}}
- * → {Header=value, ...} or nil, message for values that cannot be sent.
+ * → {Header=value, ...}, string_to_sign, or nil, message for values that cannot be sent.
  */
 static int l_sign(lua_State *L)
 {
-    size_t id_len, key_len, source_len, headers_len;
-    const char *id, *key, *source, *algorithm, *headers;
-    const char *names[MR_MAX_SIGNED], *values[MR_MAX_SIGNED];
-    size_t name_lens[MR_MAX_SIGNED], value_lens[MR_MAX_SIGNED];
-    char lower[MR_MAX_SIGNED][64];
-    char date[MR_HTTP_DATE_LEN + 1];
-    unsigned char mac[MR_HMAC_MAX];
-    unsigned mac_len = 0;
-    const void *digest;
-    const char *err, *p;
+    sign_params p;
+    const char *err;
     time_t when;
-    size_t n = 0, i;
-    int extra = 0, has_date = 0, out;
-    mr_buf sts, text;
-
+    int extra = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
-    id = mr_opt_lstring(L, 1, "sign: option", "secret_id", NULL, &id_len);
-    key = mr_opt_lstring(L, 1, "sign: option", "secret_key", NULL, &key_len);
-    source = mr_opt_lstring(L, 1, "sign: option", "source", "market", &source_len);
-    algorithm = mr_opt_lstring(L, 1, "sign: option", "algorithm", "hmac-sha1", NULL);
-    headers = mr_opt_lstring(L, 1, "sign: option", "headers", "x-date x-source", &headers_len);
-    if (id == NULL || key == NULL)
-        return luaL_error(L, "sign: secret_id and secret_key are required strings");
+    err = read_params(L, "sign", &p);
     lua_getfield(L, 1, "date");
-    if (lua_isnil(L, -1)) {
-        when = time(NULL);
-    } else if (lua_type(L, -1) == LUA_TNUMBER) {
-        when = to_time(lua_tonumber(L, -1));
-    } else {
-        return luaL_error(L, "sign: option 'date' must be a number (epoch seconds)");
-    }
+    when = opt_date(L, -1, "sign");
     lua_pop(L, 1);
     lua_getfield(L, 1, "extra");
     if (!lua_isnil(L, -1)) {
@@ -249,89 +446,173 @@ static int l_sign(lua_State *L)
     } else {
         lua_pop(L, 1);
     }
+    if (err != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return push_signature(L, &p, when, extra);
+}
 
-    digest = mr_hmac_digest(algorithm);
-    mr_buf_init(&sts, 1 << 20);
-    mr_buf_init(&text, 1 << 20);
-    if (digest == NULL)
-        return sign_fail(L, &sts, &text, "unsupported algorithm (use hmac-sha1, hmac-sha256, hmac-sha384 or hmac-sha512)");
-    if (mr_http_date(when, date) != 0)
-        return sign_fail(L, &sts, &text, "date is out of range");
-    if (!mr_valid_header_value(source, source_len) || source_len == 0)
-        return sign_fail(L, &sts, &text, "source must be non-empty and contain no CR, LF or control character");
+/* ---- core.signer: the secret key held in C ----------------------------- */
 
-    /* Split the space-separated header list; each name gets a value. */
-    lua_newtable(L);
-    out = lua_gettop(L);
-    for (p = headers; *p;) {
-        size_t len;
-        while (*p == ' ')
-            p++;
-        if (*p == '\0')
+typedef struct {
+    sign_params p; /* every string owned: one malloc each, the key cleansed on release */
+    int closed;
+} mr_signer;
+
+static void free_string(const char *s, size_t len, int secret)
+{
+    if (s == NULL)
+        return;
+    if (secret)
+        OPENSSL_cleanse((void *)s, len);
+    free((void *)s);
+}
+
+static void signer_close(mr_signer *sg)
+{
+    free_string(sg->p.key, sg->p.key_len, 1);
+    free_string(sg->p.id, sg->p.id_len, 0);
+    free_string(sg->p.source, sg->p.source_len, 0);
+    free_string(sg->p.headers, sg->p.headers_len, 0);
+    memset(&sg->p, 0, sizeof sg->p);
+    sg->closed = 1;
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c != NULL) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+/* The same name as a static string, for a signer that outlives the options table. */
+static const char *static_algorithm(const char *algorithm)
+{
+    static const char *const names[] = {"hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"};
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(algorithm, names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+static mr_signer *check_signer(lua_State *L)
+{
+    mr_signer *sg = luaL_checkudata(L, 1, MR_SIGNER_MT);
+    if (sg->closed)
+        luaL_error(L, "signer is closed");
+    return sg;
+}
+
+/* core.signer{secret_id=, secret_key=, source=, algorithm=, headers=} → signer | nil, message */
+static int l_signer_new(lua_State *L)
+{
+    static const char *const known[] = {"secret_id", "secret_key", "source", "algorithm", "headers", NULL};
+    sign_params p;
+    mr_signer *sg;
+    const char *err;
+    int i;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        for (i = 0; k != NULL && known[i] != NULL && strcmp(k, known[i]) != 0; i++)
+            ;
+        if (k == NULL || known[i] == NULL || strlen(k) != lua_rawlen(L, -2))
+            return luaL_error(L, "signer: unknown option '%s'",
+                              k ? k : luaL_typename(L, -2));
+        lua_pop(L, 1);
+    }
+    err = read_params(L, "signer", &p);
+    if (err == NULL)
+        err = check_params(&p);
+    if (err == NULL) {
+        signed_list list;
+        err = split_list(L, &p, "Thu, 01 Jan 1970 00:00:00 GMT", 0, &list);
+    }
+    if (err != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    sg = lua_newuserdata(L, sizeof *sg);
+    memset(sg, 0, sizeof *sg); /* __gc copes with a half-built signer */
+    luaL_getmetatable(L, MR_SIGNER_MT);
+    lua_setmetatable(L, -2);
+    sg->p.algorithm = static_algorithm(p.algorithm);
+    if ((sg->p.key = dup_bytes(p.key, p.key_len)) != NULL)
+        sg->p.key_len = p.key_len;
+    if ((sg->p.id = dup_bytes(p.id, p.id_len)) != NULL)
+        sg->p.id_len = p.id_len;
+    if ((sg->p.source = dup_bytes(p.source, p.source_len)) != NULL)
+        sg->p.source_len = p.source_len;
+    if ((sg->p.headers = dup_bytes(p.headers, p.headers_len)) != NULL)
+        sg->p.headers_len = p.headers_len;
+    if (!sg->p.key || !sg->p.id || !sg->p.source || !sg->p.headers) {
+        signer_close(sg);
+        return luaL_error(L, "signer: out of memory");
+    }
+    return 1;
+}
+
+/* signer:sign([date]) → headers, string_to_sign | nil, message */
+static int l_signer_sign(lua_State *L)
+{
+    mr_signer *sg = check_signer(L);
+    return push_signature(L, &sg->p, opt_date(L, 2, "signer:sign"), 0);
+}
+
+/* signer:scrub(s) → s with every occurrence of the secret key replaced by "[REDACTED]" */
+static int l_signer_scrub(lua_State *L)
+{
+    mr_signer *sg = check_signer(L);
+    size_t len, klen = sg->p.key_len;
+    const char *s = luaL_checklstring(L, 2, &len), *end = s + len, *from = s, *at = s;
+    const char *key = sg->p.key;
+    luaL_Buffer b;
+    int found = 0;
+    while (klen > 0 && (size_t)(end - at) >= klen) {
+        const char *hit = memchr(at, key[0], (size_t)(end - at) - klen + 1);
+        if (hit == NULL)
             break;
-        len = strcspn(p, " ");
-        if (n == MR_MAX_SIGNED)
-            return sign_fail(L, &sts, &text, "too many signed headers");
-        if (!mr_valid_header_name(p, len) || len >= sizeof lower[0])
-            return sign_fail(L, &sts, &text, "signed header name is not a valid token");
-        for (i = 0; i < len; i++)
-            lower[n][i] = ascii_lower(p[i]);
-        lower[n][len] = '\0';
-        names[n] = lower[n];
-        name_lens[n] = len;
-        if (strcmp(lower[n], "x-date") == 0 || strcmp(lower[n], "date") == 0) {
-            values[n] = date;
-            value_lens[n] = MR_HTTP_DATE_LEN;
-            has_date = 1;
-        } else if (strcmp(lower[n], "x-source") == 0 || strcmp(lower[n], "source") == 0) {
-            values[n] = source;
-            value_lens[n] = source_len;
-        } else if (find_extra(L, extra, lower[n])) {
-            values[n] = lua_tolstring(L, -1, &value_lens[n]);
-            lua_pop(L, 2); /* the extra table keeps the string alive */
-        } else {
-            return sign_fail(L, &sts, &text, "a signed header has no value (give it in 'extra')");
+        if (memcmp(hit, key, klen) != 0) {
+            at = hit + 1;
+            continue;
         }
-        if (canonical_name(lower[n]) != NULL) {
-            lua_pushlstring(L, values[n], value_lens[n]);
-            lua_setfield(L, out, canonical_name(lower[n]));
-        }
-        n++;
-        p += len;
+        if (!found)
+            luaL_buffinit(L, &b);
+        found = 1;
+        luaL_addlstring(&b, from, (size_t)(hit - from));
+        luaL_addstring(&b, "[REDACTED]");
+        from = at = hit + klen;
     }
-    if (!has_date)
-        return sign_fail(L, &sts, &text, "the signed headers must include x-date or date");
+    if (!found) {
+        lua_settop(L, 2);
+        return 1; /* the very same string */
+    }
+    luaL_addlstring(&b, from, (size_t)(end - from));
+    luaL_pushresult(&b);
+    return 1;
+}
 
-    err = mr_signing_string(&sts, n, names, name_lens, values, value_lens);
-    if (err != NULL)
-        return sign_fail(L, &sts, &text, err);
-    if (mr_hmac(digest, key, key_len, sts.data, sts.len, mac, &mac_len) != 0)
-        return sign_fail(L, &sts, &text, "HMAC computation failed");
-    mr_buf_reset(&sts); /* reuse for the signature text */
-    if (mr_base64(&sts, mac, mac_len) != 0)
-        return sign_fail(L, &sts, &text, "out of memory");
-    OPENSSL_cleanse(mac, sizeof mac);
-    {
-        /* headers= echoes the list as given, normalised to single spaces. */
-        mr_buf list;
-        mr_buf_init(&list, 0);
-        for (i = 0; i < n; i++) {
-            if ((i > 0 && mr_buf_append(&list, " ", 1) != 0) ||
-                mr_buf_append(&list, lower[i], name_lens[i]) != 0) {
-                mr_buf_free(&list);
-                return sign_fail(L, &sts, &text, "out of memory");
-            }
-        }
-        err = mr_authorization(&text, id, id_len, algorithm, list.data, sts.data);
-        mr_buf_free(&list);
-    }
-    if (err != NULL)
-        return sign_fail(L, &sts, &text, err);
-    lua_pushlstring(L, text.data, text.len);
-    lua_setfield(L, out, "Authorization");
-    mr_buf_free(&sts);
-    mr_buf_free(&text);
-    lua_pushvalue(L, out);
+static int l_signer_close(lua_State *L)
+{
+    signer_close(luaL_checkudata(L, 1, MR_SIGNER_MT));
+    return 0;
+}
+
+static int l_signer_tostring(lua_State *L)
+{
+    mr_signer *sg = luaL_checkudata(L, 1, MR_SIGNER_MT);
+    if (sg->closed)
+        lua_pushliteral(L, "maintenance_report.signer (closed)");
+    else
+        lua_pushfstring(L, "maintenance_report.signer (%s)", sg->p.algorithm);
     return 1;
 }
 
@@ -339,7 +620,7 @@ static int l_sign(lua_State *L)
 static int l_hmac(lua_State *L)
 {
     size_t key_len, data_len;
-    const char *alg = luaL_checkstring(L, 1);
+    const char *alg = mr_check_text(L, 1, NULL);
     const char *key = luaL_checklstring(L, 2, &key_len);
     const char *data = luaL_checklstring(L, 3, &data_len);
     const void *digest = mr_hmac_digest(alg);
@@ -358,14 +639,11 @@ static int l_base64(lua_State *L)
 {
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
-    mr_buf out;
-    mr_buf_init(&out, 0);
-    if (mr_base64(&out, (const unsigned char *)data, len) != 0) {
-        mr_buf_free(&out);
+    mr_buf *out = new_scratch(L);
+    if (mr_base64(&out[0], (const unsigned char *)data, len) != 0)
         return luaL_error(L, "base64: out of memory");
-    }
-    lua_pushlstring(L, out.data ? out.data : "", out.len);
-    mr_buf_free(&out);
+    lua_pushlstring(L, out[0].data ? out[0].data : "", out[0].len);
+    scratch_free(out);
     return 1;
 }
 
@@ -393,11 +671,30 @@ void mr_sign_register(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"sign", l_sign},
+        {"signer", l_signer_new},
         {"hmac", l_hmac},
         {"base64", l_base64},
         {"http_date", l_http_date},
         {"constant_time_equals", l_constant_time_equals},
         {NULL, NULL},
     };
+    static const luaL_Reg methods[] = {
+        {"sign", l_signer_sign},
+        {"scrub", l_signer_scrub},
+        {"close", l_signer_close},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, MR_SIGNER_MT)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_signer_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_signer_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, MR_SIGNER_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -23,7 +23,7 @@ int mr_base64(mr_buf *out, const unsigned char *data, size_t len);
 /* RFC 1123 date in English whatever the locale; 0 on success. */
 int mr_http_date(time_t t, char out[MR_HTTP_DATE_LEN + 1]);
 
-/* A header name is a non-empty token of letters, digits and '-'. */
+/* A header name is an RFC 9110 token (tchar bytes), 1 to 256 of them. */
 int mr_valid_header_name(const char *s, size_t len);
 /* A header value holds no CR, LF, NUL or other control byte but TAB. */
 int mr_valid_header_value(const char *s, size_t len);

@@ -1,6 +1,7 @@
-/* One HTTP exchange: easy-handle options, response capture, error kinds. */
+/* One HTTP exchange: easy-handle options, response capture, failure facts. */
 #include "transfer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -68,13 +69,32 @@ static long to_ms(double seconds)
     return (long)ms;
 }
 
-#define SETOPT(opt, val)                                    \
-    do {                                                    \
-        if (curl_easy_setopt(t->easy, opt, val) != CURLE_OK) \
-            return "libcurl rejected option " #opt;        \
+#define SETOPT(opt, val)                                              \
+    do {                                                              \
+        CURLcode setopt_rc = curl_easy_setopt(t->easy, opt, val);    \
+        if (setopt_rc != CURLE_OK)                                    \
+            return refuse(err, "libcurl rejected option " #opt, setopt_rc); \
     } while (0)
 
-/* Builds the header list; validates every name and value. */
+static int refuse(mr_setup_error *err, const char *message, CURLcode code)
+{
+    err->message = message;
+    err->code = code;
+    return -1;
+}
+
+/*
+ * What C sends, and refuses (invalid_request) otherwise; another transport
+ * must apply the same rules:
+ * - header name: 1 to 256 bytes, each an RFC 9110 tchar:
+ *   ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~   (so no ':', space, control, NUL or byte >= 0x80);
+ * - header value: any bytes but the controls 0x00-0x1F and 0x7F, HTAB allowed
+ *   (so no CR, LF or NUL; obs-text bytes >= 0x80 pass); an empty value is sent
+ *   as an empty field ("Name:"); at most 64 KiB for "name: value";
+ * - method: a header-name token (GET is libcurl's default and is not set);
+ * - url: no byte below 0x21 (no space, CR, LF, NUL) and no 0x7F.
+ * mr_valid_header_name/value in sign.c implement the name and value rules.
+ */
 static const char *collect_headers(lua_State *L, int idx, mr_transfer *t)
 {
     mr_buf line;
@@ -86,7 +106,7 @@ static const char *collect_headers(lua_State *L, int idx, mr_transfer *t)
     }
     if (!lua_istable(L, -1))
         luaL_error(L, "request option 'headers' must be a table, got %s", luaL_typename(L, -1));
-    /* Check types first: raising later would leak the list. */
+    /* Check types first: raising later would leak the line buffer. */
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
@@ -104,12 +124,14 @@ static const char *collect_headers(lua_State *L, int idx, mr_transfer *t)
         if (!mr_valid_header_name(name, nlen))
             err = "request header name is not a valid token";
         else if (!mr_valid_header_value(value, vlen))
-            err = "request header value contains CR, LF or another control character";
-        else if (mr_buf_append(&line, name, nlen) != 0 || mr_buf_append(&line, ": ", 2) != 0 ||
+            err = "request header value contains CR, LF, NUL or another control character";
+        /* libcurl drops "Name:" with nothing after it; "Name;" sends an empty field. */
+        else if (mr_buf_append(&line, name, nlen) != 0 ||
+                 mr_buf_append(&line, vlen ? ": " : ";", vlen ? 2 : 1) != 0 ||
                  mr_buf_append(&line, value, vlen) != 0)
             err = "request header too large";
         else if ((next = curl_slist_append(t->headers, line.data)) == NULL)
-            err = "out of memory";
+            err = "out of memory building the header list";
         else
             t->headers = next;
         lua_pop(L, 1);
@@ -121,18 +143,30 @@ static const char *collect_headers(lua_State *L, int idx, mr_transfer *t)
     return err;
 }
 
-const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
-                              const mr_http_config *cfg, CURLSH *share)
+static int valid_url(const char *url, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c < 0x21 || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_config *cfg,
+                      CURLSH *share, mr_setup_error *err)
 {
     size_t url_len = 0, body_len = 0, method_len = 0;
-    const char *url, *method, *body, *err;
+    const char *url, *method, *body, *herr;
     double timeout, connect_timeout, max_body;
     int fresh_connect;
 
     luaL_checktype(L, idx, LUA_TTABLE);
-    url = mr_opt_lstring(L, idx, "request option", "url", NULL, &url_len);
-    method = mr_opt_lstring(L, idx, "request option", "method", NULL, &method_len);
-    body = mr_opt_lstring(L, idx, "request option", "body", NULL, &body_len);
+    /* Bytes, not text: a NUL in url or method is refused below, a body may hold any byte. */
+    url = mr_opt_bytes(L, idx, "request option", "url", NULL, &url_len);
+    method = mr_opt_bytes(L, idx, "request option", "method", NULL, &method_len);
+    body = mr_opt_bytes(L, idx, "request option", "body", NULL, &body_len);
     timeout = mr_opt_number(L, idx, "request option", "timeout", cfg->timeout);
     connect_timeout = mr_opt_number(L, idx, "request option", "connect_timeout", cfg->connect_timeout);
     max_body = mr_opt_number(L, idx, "request option", "max_body", (double)cfg->max_body);
@@ -141,20 +175,23 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
     lua_pop(L, 1);
     if (url == NULL)
         luaL_error(L, "request option 'url' is required");
-    if (strlen(url) != url_len || !mr_valid_header_value(url, url_len) || strchr(url, ' '))
-        return "url contains a space, CR, LF or another control character";
+    if (!valid_url(url, url_len))
+        return refuse(err, "url contains a space, CR, LF, NUL or another control character", CURLE_OK);
+    if (method != NULL && !mr_valid_header_name(method, method_len))
+        return refuse(err, "method is not a valid token", CURLE_OK);
 
     curl_easy_reset(t->easy); /* keeps the connection, DNS and TLS session caches */
     curl_slist_free_all(t->headers);
     t->headers = NULL;
     mr_buf_reset(&t->body);
     mr_buf_reset(&t->head);
-    t->body.limit = max_body >= 1 ? mr_size_cap(max_body) : MR_DEFAULT_MAX_BODY;
+    t->body.limit = max_body >= 1 ? mr_size_cap(max_body) : cfg->max_body;
     t->too_large = 0;
+    t->result = CURLE_OK;
     t->errbuf[0] = '\0';
 
-    if ((err = collect_headers(L, idx, t)) != NULL)
-        return err;
+    if ((herr = collect_headers(L, idx, t)) != NULL)
+        return refuse(err, herr, CURLE_OK);
 
     SETOPT(CURLOPT_URL, url);
     SETOPT(CURLOPT_PRIVATE, (void *)t);
@@ -190,16 +227,13 @@ const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
         SETOPT(CURLOPT_CAINFO, cfg->cafile);
     if (cfg->capath)
         SETOPT(CURLOPT_CAPATH, cfg->capath);
-    if (method != NULL && strcmp(method, "GET") != 0) {
-        if (!mr_valid_header_name(method, method_len))
-            return "method is not a valid token";
+    if (method != NULL && strcmp(method, "GET") != 0)
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
-    }
     if (body != NULL) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         SETOPT(CURLOPT_COPYPOSTFIELDS, body);
     }
-    return NULL;
+    return 0;
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -264,84 +298,43 @@ static void set_header(void *ud, const char *name, size_t name_len,
     lua_rawset(L, -3);
 }
 
-int mr_push_transport_error(lua_State *L, const char *kind, const char *message)
+static void push_facts(lua_State *L, CURLcode rc, const char *message, long request_bytes,
+                       int connected, int pretransfer, int too_large)
 {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
+    lua_createtable(L, 0, 9);
+    mr_push_integer(L, (long long)rc);
+    lua_setfield(L, -2, "curl_code");
     lua_pushstring(L, message);
     lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "sent");
+    mr_push_integer(L, request_bytes);
+    lua_setfield(L, -2, "request_bytes");
+    lua_pushboolean(L, connected);
+    lua_setfield(L, -2, "connected");
+    lua_pushboolean(L, pretransfer);
+    lua_setfield(L, -2, "pretransfer");
+    lua_pushboolean(L, too_large);
+    lua_setfield(L, -2, "too_large");
+}
+
+int mr_push_setup_error(lua_State *L, const mr_setup_error *err)
+{
+    lua_pushnil(L);
+    if (err->code != CURLE_OK) {
+        push_facts(L, err->code, err->message, 0, 0, 0, 0);
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "invalid_request");
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, err->message);
+    lua_setfield(L, -2, "message");
+    mr_push_integer(L, 0);
+    lua_setfield(L, -2, "request_bytes");
     return 2;
 }
 
-/* Whether any request byte may have left: only failures before that are safe to repeat. */
-static int may_have_sent(mr_transfer *t, CURLcode rc)
-{
-    curl_off_t pretransfer = 0;
-    long request_size = 0;
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        return 0;
-    default:
-        break;
-    }
-    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK ||
-        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK)
-        return 1;
-    return request_size > 0 || pretransfer > 0;
-}
-
-static const char *error_kind(mr_transfer *t, CURLcode rc)
-{
-    if (t->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-        return "too_large";
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return "dns";
-    case CURLE_COULDNT_CONNECT:
-        return "connect";
-    case CURLE_OPERATION_TIMEDOUT:
-        return "timeout";
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_USE_SSL_FAILED:
-        return "tls";
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-        return "invalid_url";
-    case CURLE_OUT_OF_MEMORY:
-        return "out_of_memory";
-    default:
-        return "network"; /* reset, empty reply, truncated body, … */
-    }
-}
-
-static void push_timing(lua_State *L, mr_transfer *t)
+/* time= and reused= of a response or a failure. */
+static void push_timing(lua_State *L, mr_transfer *t, int connected)
 {
     curl_off_t total = 0;
     long connects = 0;
@@ -350,34 +343,59 @@ static void push_timing(lua_State *L, mr_transfer *t)
         lua_setfield(L, -2, "time");
     }
     if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
-        lua_pushboolean(L, connects == 0);
+        lua_pushboolean(L, connected && connects == 0);
         lua_setfield(L, -2, "reused");
     }
+}
+
+/* Whether a TCP connection stood: libcurl records the local port once the
+   socket is connected (also on a reused connection, and before a TLS
+   handshake), and the connect time once the whole connect phase is done. */
+static int was_connected(mr_transfer *t, long request_bytes)
+{
+    curl_off_t connect_time = 0;
+    long local_port = 0;
+    if (request_bytes > 0)
+        return 1;
+    if (curl_easy_getinfo(t->easy, CURLINFO_LOCAL_PORT, &local_port) == CURLE_OK && local_port > 0)
+        return 1;
+    return curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_time) == CURLE_OK &&
+           connect_time > 0;
+}
+
+/* Whether libcurl reached the point where the request starts to go out
+   (CURLINFO_PRETRANSFER_TIME_T is set then); when it cannot tell, say yes. */
+static int reached_pretransfer(mr_transfer *t)
+{
+    curl_off_t pretransfer = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK)
+        return 1;
+    return pretransfer > 0;
 }
 
 int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc)
 {
     long status = 0;
     if (rc != CURLE_OK) {
-        const char *kind = error_kind(t, rc);
+        long request_bytes = 0;
+        int too_large = t->too_large || rc == CURLE_FILESIZE_EXCEEDED, connected;
+        char message[96];
+        /* -1 when libcurl cannot tell: only a counted 0 may ever mean "nothing written". */
+        if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_bytes) != CURLE_OK ||
+            request_bytes < 0)
+            request_bytes = -1;
+        connected = was_connected(t, request_bytes);
+        if (too_large)
+            snprintf(message, sizeof message, "response body exceeds the %llu-byte cap",
+                     (unsigned long long)t->body.limit);
         lua_pushnil(L);
-        lua_createtable(L, 0, 6);
-        lua_pushstring(L, kind);
-        lua_setfield(L, -2, "kind");
-        if (t->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-            lua_pushfstring(L, "response body exceeds the %d-byte cap", (int)t->body.limit);
-        else
-            lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-        lua_setfield(L, -2, "message");
-        mr_push_integer(L, (long long)rc);
-        lua_setfield(L, -2, "curl_code");
-        lua_pushboolean(L, may_have_sent(t, rc));
-        lua_setfield(L, -2, "sent");
+        push_facts(L, rc, too_large ? message : t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc),
+                   request_bytes, connected, reached_pretransfer(t), too_large);
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status > 0) {
             mr_push_integer(L, status);
             lua_setfield(L, -2, "status");
         }
-        push_timing(L, t);
+        push_timing(L, t, connected);
         return 2;
     }
     if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
@@ -390,7 +408,7 @@ int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc)
     lua_setfield(L, -2, "headers");
     lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
     lua_setfield(L, -2, "body");
-    push_timing(L, t);
+    push_timing(L, t, 1);
     lua_pushnil(L);
     return 2;
 }

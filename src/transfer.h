@@ -7,7 +7,6 @@
 
 #include "buf.h"
 
-#define MR_DEFAULT_MAX_BODY (8u * 1024u * 1024u)
 
 /* A byte count from a non-negative number, capped: converting math.huge or
    1e300 to size_t is undefined behaviour. */
@@ -33,28 +32,42 @@ typedef struct mr_transfer {
     mr_buf body;
     mr_buf head; /* header lines of the latest response only */
     int too_large;
+    CURLcode result; /* of a finished multi transfer not yet delivered to Lua */
     lua_Integer id;
-    struct mr_transfer *next; /* free list or in-flight list */
+    struct mr_transfer *next; /* idle, in-flight or done list */
     char errbuf[CURL_ERROR_SIZE];
 } mr_transfer;
+
+/* Why a request was not started: C's own refusal (code CURLE_OK), or libcurl's. */
+typedef struct {
+    const char *message; /* static */
+    CURLcode code;
+} mr_setup_error;
 
 mr_transfer *mr_transfer_new(void);
 void mr_transfer_free(mr_transfer *t);
 
 /*
  * Reads the request table at index idx ({url=, method=, headers=, body=,
- * timeout=, connect_timeout=, max_body=, fresh_connect=}) and configures t. Raises for
- * wrong option types; returns NULL, or a static message for a value that
- * must not be sent (CR/LF in a header, for example).
+ * timeout=, connect_timeout=, max_body=, fresh_connect=}) and configures t.
+ * Raises for wrong option types; returns 0, or -1 with *err set for a value
+ * that must not be sent (CR/LF in a header, for example) or an option
+ * libcurl refused.
  */
-const char *mr_transfer_setup(lua_State *L, int idx, mr_transfer *t,
-                              const mr_http_config *cfg, CURLSH *share);
+int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_config *cfg,
+                      CURLSH *share, mr_setup_error *err);
 
-/* Pushes the response table, or nil and an error table. Returns 2. */
+/*
+ * Pushes the response table and nil, or nil and the failure's facts:
+ * {curl_code=, message=, request_bytes=, connected=, too_large=, status=?, time=, reused=}.
+ * Returns 2.
+ */
 int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc);
 
-/* Pushes nil and a transport error table {kind=, message=, sent=false}. */
-int mr_push_transport_error(lua_State *L, const char *kind, const char *message);
+/* Pushes nil and the table for a request never handed to libcurl's transfer:
+   {kind="invalid_request", message=, request_bytes=0} for C's own refusal,
+   else the facts of a libcurl failure before anything was sent. Returns 2. */
+int mr_push_setup_error(lua_State *L, const mr_setup_error *err);
 
 /*
  * Splits a raw header block into name/value pairs, skipping the status line.

@@ -51,7 +51,7 @@ local CURL_KINDS = {
   [1] = "protocol",    -- CURLE_UNSUPPORTED_PROTOCOL: also a malformed status line, after sending
   [8] = "protocol",    -- CURLE_WEIRD_SERVER_REPLY
   [63] = "too_large",  -- CURLE_FILESIZE_EXCEEDED
-  [28] = "timeout",    -- CURLE_OPERATION_TIMEDOUT: connect_timeout when never connected
+  [28] = "timeout",    -- CURLE_OPERATION_TIMEDOUT: connect_timeout before the transfer began
   [35] = "tls",        -- CURLE_SSL_CONNECT_ERROR
   [53] = "tls", [54] = "tls", [66] = "tls", -- SSL engine not found / set failed / init failed
   [58] = "tls",        -- CURLE_SSL_CERTPROBLEM
@@ -73,7 +73,9 @@ local function transport_kind(failure)
   local code = failure.curl_code
   if type(code) == "number" and failure.kind == nil then
     local kind = CURL_KINDS[code] or "network"
-    if kind == "timeout" and failure.connected == false then kind = "connect_timeout" end
+    -- libcurl never reached "pretransfer" (where the request starts to go out):
+    -- the time ran out connecting, resolving or in the TLS handshake
+    if kind == "timeout" and failure.pretransfer == false then kind = "connect_timeout" end
     return kind
   end
   if classify.TRANSPORT_KINDS[failure.kind] then return failure.kind end

@@ -1,6 +1,7 @@
 -- `maintenance-report sandbox`: runs the sandbox in the foreground until
 -- Ctrl-C or SIGTERM. Lua 5.4 has no signal handling here, so once nginx is
--- up the process replaces itself (core.exec) with a small sh script that
+-- up the process replaces itself (maintenance_report_sandbox.process.exec,
+-- a C module of the sandbox rock) with a small sh script that
 -- traps INT/TERM/HUP, stops nginx and removes the prefix.
 local M = {}
 
@@ -61,15 +62,15 @@ function M.run(args)
     sb.base_url, sb.secret_id, sb.secret_key)
   local script = foreground_script(sandbox, sb, ready)
   io.stdout:flush()
-  local ok, core = pcall(require, "maintenance_report.core")
-  if ok and type(core) == "table" and core.exec then
-    local _, exec_err = core.exec({ "/bin/sh", "-c", script })
+  local ok, process = pcall(require, "maintenance_report_sandbox.process")
+  if ok and type(process) == "table" and process.exec then
+    local _, exec_err = process.exec({ "/bin/sh", "-c", script })
     -- exec only returns on failure.
     sb:stop()
     io.stderr:write("maintenance-report sandbox: exec failed: ", tostring(exec_err), "\n")
     return 1
   end
-  -- Without the C core: run the script as a child. Ctrl-C reaches it (the
+  -- Without the C module: run the script as a child. Ctrl-C reaches it (the
   -- foreground process group); a SIGTERM sent to this Lua process alone is
   -- covered by the watchdog, which stops nginx within a second.
   local r1, _, r3 = os.execute(script)

@@ -1,16 +1,26 @@
 -- The default transport: the C core's libcurl session (blocking, keep-alive).
 --
 -- Transport interface, for anyone plugging in their own:
---   transport:request{method=, url=, headers={Name=value}, timeout=, connect_timeout=,
+--   transport:request{method=, url=, headers={Name=value}, body=, timeout=, connect_timeout=,
 --                     max_body=, fresh_connect=}
 --   fresh_connect=true (set for paid orders): use a new connection, never a pooled one,
 --   and never resend the request by itself.
---     → {status=number, headers={lowercase-name=value}, body=string}
---     or nil, {kind=, message=, sent=boolean}
---   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id,
---   transport:perform(timeout) → {{id=, response=} or {id=, error=}, …}.
---   kind is one of dns, connect, tls, timeout, too_large, network, invalid_request;
---   sent=false promises that no byte of the request left the client.
+--     → {status=number, headers={lowercase-name=value}, body=string, time=, reused=}
+--     or nil, facts (below), passed on unchanged; classify.lua decides kind and sent.
+--   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id | nil, facts,
+--   transport:perform(timeout) → {{id=, response=} or {id=, error=facts}, …}.
+--
+-- Facts of a failure; the transport reports what happened, never what it means:
+--   { curl_code = integer CURLcode,
+--     message = libcurl's error text,
+--     request_bytes = integer, request bytes written (0: none left this process),
+--     connected = boolean, a TCP connection was established (or reused),
+--     too_large = boolean, the body went over max_body (or Content-Length announced that),
+--     status = integer, only when a status line was parsed,
+--     time = seconds spent, reused = boolean, the connection was a pooled one }
+--   A request refused before libcurl saw it (a CR/LF/NUL in the url or a header, a
+--   method that is not a token) gives instead
+--   { kind = "invalid_request", message = ..., request_bytes = 0 }.
 local core = require "maintenance_report.core"
 
 local CurlTransport = {}
