@@ -6,6 +6,7 @@ local options = require "maintenance_report.options"
 local backoff = require "maintenance_report.backoff"
 local errors = require "maintenance_report.errors"
 local json = require "maintenance_report.json"
+local ledger_mod = require "maintenance_report.ledger"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
@@ -88,6 +89,9 @@ local OPTION_RULES = {
   now = { type = "function" },
   random = { type = "function" },
   yield = { type = "function" },
+  ledger = { type = "table" },
+  reuse = number(0, 1e12),
+  ledger_wait = number(0, 7 * 86400),
 }
 
 local warned_insecure = false
@@ -151,9 +155,18 @@ function client.new(opts)
   o.now = o.now or core.monotime
   o.random = o.random or math.random
   o.transport = o.transport or (in_nginx and ngx_transport.new(o)) or curl_transport.new(o)
+  -- Buy-once within this client at least; share a file or shm ledger to go wider.
+  o.ledger = o.ledger or ledger_mod.memory()
+  o.reuse = o.reuse or 0
+  o.ledger_wait = o.ledger_wait or o.max_wait
   local self = setmetatable({}, Client)
   state_of[self] = { o = o, signer = signer, scrub = function(s) return signer:scrub(s) end }
   return self
+end
+
+--- The client's order ledger (list, get, forget, stats: see maintenance_report.ledger).
+function Client:ledger()
+  return state_of[self].o.ledger
 end
 
 --- A copy of the client's settings (defaults applied), without the secret key.
@@ -230,9 +243,15 @@ end
 
 -- Inside a task of this client's scheduler, I/O yields to it; anywhere else
 -- (including another client's task) it blocks on this client's own transport.
-local function request(st, req)
+-- before_send (optional) runs right before the request is handed to the
+-- transport: in a task, once the scheduler has a free slot for it.
+local function request(st, req, before_send)
   local sched = st.scheduler
-  if sched and sched:running() then return sched:request(req) end
+  if sched and sched:running() then return sched:request(req, before_send) end
+  if before_send then
+    local ok, err = before_send()
+    if not ok then return nil, err end
+  end
   return st.o.transport:request(req)
 end
 
@@ -245,7 +264,7 @@ end
 -- One signed GET. Returns the decoded envelope, nil, the request id; or nil, err.
 -- Orders always go out on a new connection: on a reused one that dies
 -- unanswered, libcurl would silently send the request again and buy twice.
-local function exchange(st, op, path, params, attempt)
+local function exchange(st, op, path, params, attempt, before_send)
   local o = st.o
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
@@ -253,10 +272,12 @@ local function exchange(st, op, path, params, attempt)
     method = "GET", url = url, headers = st.signer:sign(),
     timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
     fresh_connect = op == "create_order",
-  })
+  }, before_send)
   local decoded, err, request_id
   if resp then
     decoded, err, request_id = interpret(st, resp)
+  elseif type(terr) == "table" and terr.not_sent_because then
+    err = terr.not_sent_because -- before_send refused: nothing was handed to the transport
   else
     local t = classify.transport(terr)
     err = fail(st, t.kind, t.message, {
@@ -338,31 +359,140 @@ local function order_failure(err)
   return nil, err
 end
 
-local function create_order(st, args)
-  local params, err = order_params(st, args)
-  if not params then return nil, err end
+local function create_order(st, params, before_send)
   local attempt = 1
   while true do
-    local decoded, request_id
-    decoded, err, request_id = exchange(st, "create_order", defaults.ORDER_PATH, params, attempt)
+    local decoded, err, request_id = exchange(st, "create_order", defaults.ORDER_PATH, params, attempt,
+      before_send)
     if decoded then
       local order
       order, err = parse_order(st, decoded, request_id)
       if order then return order end
       return order_failure(err)
     end
+    -- a ledger refusal before sending already says not_placed
+    if err.kind == "ledger" then return nil, err end
     if not (classify.order_retryable(err) and attempt <= st.o.retries) then return order_failure(err) end
     wait_before_retry(st, attempt, "create_order")
     attempt = attempt + 1
   end
 end
 
---- Places a paid order. Retried only when the request provably never left.
---- On failure err.order_outcome is "not_placed" or "unknown".
+-- ---- the ledger: one record of every paid order -------------------------
+
+local function fields_of(params)
+  return { vin = params[2], engine_number = params[4], plate_number = params[6] }
+end
+
+local function ledger_failure(st, err, extra)
+  if not errors.is(err) then
+    err = errors.new("ledger", tostring(err and err.message or err), { key = err and err.key })
+  end
+  for k, v in pairs(extra or {}) do err[k] = v end
+  return nil, errors.redact(err, st.scrub)
+end
+
+-- What the ledger knows of an earlier order whose outcome is unknown.
+local function unknown_outcome(st, entry)
+  local reason = type(entry.reason) == "table" and entry.reason or {}
+  local when = entry.updated_at and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(entry.updated_at)) or "?"
+  return nil, fail(st, "unknown_outcome", ("an earlier order for %s may have been charged (%s, %s%s); "
+    .. "check your orders, then pass retry_unknown = true to order again"):format(
+    entry.vin, when, tostring(reason.message or reason.kind or "no answer"),
+    entry.request_id and (", request " .. entry.request_id) or ""), {
+    vin = entry.vin, request_id = entry.request_id, reason = reason, at = entry.updated_at,
+    order_outcome = "unknown", order_id = entry.order_id,
+  })
+end
+
+local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh" }
+
+-- The ledger's decision for a validated order; waits cooperatively for another holder.
+local function begin(st, params, args)
+  local opts = { reuse = st.o.reuse, wait = st.o.ledger_wait, sleep = function(s) return sleep(st, s) end }
+  for _, k in ipairs(BEGIN_KEYS) do
+    if args[k] ~= nil then opts[k] = args[k] end
+  end
+  local decision, err = st.o.ledger:begin(fields_of(params), opts)
+  emit(st, { event = "ledger", action = decision and decision.action, vin = params[2],
+    error_kind = err and err.kind })
+  if not decision then return ledger_failure(st, err) end
+  return decision
+end
+
+-- Places the order under an "order" claim: the intent is recorded right before
+-- the request is written (once a transport slot is free), the order id the
+-- moment it arrives, and a failure as unknown or not placed.
+local function place(st, params, claim)
+  local intent_written = false
+  local function record_intent()
+    if intent_written then return true end
+    local ok, err = claim:intent()
+    if not ok then
+      local _, lerr = ledger_failure(st, err, { order_outcome = "not_placed" })
+      return nil, { not_sent_because = lerr }
+    end
+    intent_written = true
+    return true
+  end
+  local order, err = create_order(st, params, record_intent)
+  if order then
+    local ok, lerr = claim:placed(order.order_id, order.request_id)
+    if not ok then
+      -- The order exists and its id must not be lost: it is in the error.
+      return ledger_failure(st, lerr, { order_id = order.order_id, request_id = order.request_id,
+        message = ("order %s was placed, but the ledger could not record it (%s); "
+          .. "resume it with wait_report, no new order needed"):format(order.order_id, tostring(lerr.message)) })
+    end
+    return order
+  end
+  if intent_written then
+    if err.order_outcome == "unknown" then claim:unknown(err) else claim:not_placed(err) end
+  end
+  return nil, err
+end
+
+-- A report from the ledger, marked as reused (nothing was bought for it).
+local function reused_report(entry)
+  local report = entry.report or {}
+  report.reused = true
+  report.order_id = report.order_id or entry.order_id
+  report.ordered_at = entry.placed_at
+  return report
+end
+
+--- Places a paid order, through the ledger: a vehicle with an order already
+--- placed gets that order back (order.existing = true), not a second charge.
+--- Retried only when the request provably never left. On failure
+--- err.order_outcome is "not_placed" or "unknown".
+local ORDER_RULES = { retry_unknown = { type = "boolean" } }
+for k, v in pairs(ORDER_FIELDS) do ORDER_RULES[k] = v end
+
 function Client:create_order(args)
-  local ok, err = options.check("create_order", args, ORDER_FIELDS, 2)
+  local ok, err = options.check("create_order", args, ORDER_RULES, 2)
   if not ok then return nil, err end
-  return create_order(state_of[self], args)
+  local st = state_of[self]
+  local params
+  params, err = order_params(st, args)
+  if not params then return nil, err end
+  local decision
+  decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0 })
+  if not decision then return nil, err end
+  if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
+  if decision.action == "reuse" then -- another call's order, finished while this one waited
+    local entry = decision.entry
+    return { order_id = entry.order_id, request_id = entry.request_id, existing = true }
+  end
+  local claim = decision.claim
+  local done, order
+  done, order, err = pcall(function()
+    if decision.action == "order" then return place(st, params, claim) end
+    local entry = decision.entry
+    return { order_id = entry.order_id, request_id = entry.request_id, existing = true }
+  end)
+  claim:release()
+  if not done then error(order, 0) end
+  return order, err
 end
 
 -- ---- get_report -------------------------------------------------------
@@ -420,7 +550,8 @@ end
 
 -- ---- query: order, then poll ------------------------------------------
 
-local QUERY_RULES = { poll_interval = POLL_RULES.poll_interval, max_wait = POLL_RULES.max_wait }
+local QUERY_RULES = { poll_interval = POLL_RULES.poll_interval, max_wait = POLL_RULES.max_wait,
+  reuse = number(0, 1e12), retry_unknown = { type = "boolean" }, fresh = { type = "boolean" } }
 for k, v in pairs(ORDER_FIELDS) do QUERY_RULES[k] = v end
 local START_QUERY_RULES = { on_done = { type = "function" } }
 for k, v in pairs(QUERY_RULES) do START_QUERY_RULES[k] = v end
@@ -436,7 +567,8 @@ local function next_wait(st, previous, poll_interval)
 end
 
 -- Polls until the report is final or max_wait runs out; wait_first for a fresh order.
-local function poll(st, order_id, opts, wait_first)
+-- claim (optional): the ledger claim of the order, kept alive while polling.
+local function poll(st, order_id, opts, wait_first, claim)
   local o = st.o
   local poll_interval = opts.poll_interval or o.poll_interval
   local max_wait = opts.max_wait or o.max_wait
@@ -450,6 +582,7 @@ local function poll(st, order_id, opts, wait_first)
       sleep(st, math.max(0, math.min(delay, deadline - o.now())))
     end
     waiting = true
+    if claim then claim:refresh() end -- a lost claim only lets another node poll too
     local report, err = read_report(st, order_id)
     if not report then return nil, err end
     emit(st, { event = "poll", order_id = order_id, status = report.status })
@@ -462,27 +595,55 @@ local function poll(st, order_id, opts, wait_first)
   end
 end
 
--- A Lua error after a paid order (a user's hook, an out-of-memory) must not
--- lose the order id: it is raised again with the id in the message.
-local function poll_placed(st, order_id, opts)
-  local ok, report, err = pcall(poll, st, order_id, opts, true) -- a fresh order is never ready at once
+-- Polls a placed order under its claim and records a final report. A Lua
+-- error after a paid order (a user's hook, an out-of-memory) must not lose the
+-- order id: it is raised again with the id in the message.
+local function poll_placed(st, order_id, opts, wait_first, claim)
+  local ok, report, err = pcall(poll, st, order_id, opts, wait_first, claim)
   if not ok then
     error(("%s (order %s was placed: resume it with wait_report, no new order needed)"):format(
       tostring(report), order_id), 0)
   end
+  if report and (report.status == "ready" or report.status == "no_records") then
+    local recorded, lerr = claim:final(report.status, report)
+    if not recorded then
+      emit(st, { event = "ledger", action = "final", order_id = order_id, error_kind = lerr.kind })
+    end
+  end
+  if err then err.order_id = err.order_id or order_id end
   return report, err
 end
 
+-- The buy-once rule: consult the ledger, then order, poll, reuse or refuse.
 -- progress (start_query's) learns the order id the moment it exists, so a
 -- cancelled handle can still name the order it paid for.
 local function query(st, args, progress)
   progress = progress or {}
-  progress.ordering = true
-  local order, err = create_order(st, args)
-  progress.ordering = false
-  if not order then return nil, err end
-  progress.order_id = order.order_id
-  return poll_placed(st, order.order_id, args)
+  local params, err = order_params(st, args)
+  if not params then return nil, err end
+  local decision
+  decision, err = begin(st, params, args)
+  if not decision then return nil, err end
+  if decision.action == "reuse" then return reused_report(decision.entry) end
+  if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
+  local claim = decision.claim
+  local done, report
+  done, report, err = pcall(function()
+    local order_id = decision.order_id
+    if decision.action == "order" then
+      progress.ordering = true
+      local order, oerr = place(st, params, claim)
+      progress.ordering = false
+      if not order then return nil, oerr end
+      order_id = order.order_id
+    end
+    progress.order_id = order_id
+    -- a fresh order is never ready at once; a resumed one may be
+    return poll_placed(st, order_id, args, decision.action == "order", claim)
+  end)
+  claim:release()
+  if not done then error(report, 0) end
+  return report, err
 end
 
 -- In a user's coroutine with the `yield` option, run fn as a task and give

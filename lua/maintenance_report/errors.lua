@@ -17,6 +17,9 @@ errors.KINDS = {
   api = "a business error from the vendor",
   pending = "the report is still being made; resume with the order id",
   cancelled = "the work was cancelled through its handle",
+  ledger = "the order ledger failed or is damaged; no order was decided",
+  ledger_busy = "another holder kept the ledger key past the wait",
+  unknown_outcome = "an earlier order for this vehicle may have been charged; check before ordering again",
 }
 
 local Error = {}
