@@ -384,6 +384,22 @@ describe("ngx transport HTTP", function()
           for _ = 1, 3 do ngx.say(show(t:request(req))) end
         }
       }
+      location = /rules {
+        content_by_lua_block {
+          -- One header case per line (name TAB value, \t and \r written as escapes):
+          -- "refused" when the transport refuses to build the request.
+          local t = require("maintenance_report.transport.ngx").new{}
+          ngx.req.read_body()
+          local body = ngx.req.get_body_data() or ""
+          for line in body:gmatch("[^\n]+") do
+            local name, value, method = line:match("^(.-)\t(.-)\t(.*)$")
+            local function unescape(x) return (x:gsub("\\t", "\t"):gsub("\\r", "\r"):gsub("\\0", "\0")) end
+            local resp, err = t:request{ url = "http://127.0.0.1:" .. ngx.var.server_port .. "/length",
+              method = method ~= "" and method or nil, headers = { [unescape(name)] = unescape(value) } }
+            ngx.say(not resp and err.kind == "invalid_request" and "refused" or "sent")
+          end
+        }
+      }
       location = /length { add_header X-Te length; return 200 'fixed'; }
       location = /chunked {
         add_header X-Te chunked;
@@ -445,6 +461,39 @@ describe("ngx transport HTTP", function()
 
   it("maps a read timeout to timeout, sent", function()
     assert.are.equal(("error timeout true\n"):rep(3), run("path=/slow&timeout=0.2"))
+  end)
+
+  -- Header names, values and methods, each sent or refused alike by the C core
+  -- and the cosocket transport.
+  local RULE_CASES = {
+    { "X-Ok", "plain" }, { "X!#$%&'*+.^_`|~-", "tchars" }, { "X Space", "v" }, { "X:Colon", "v" },
+    { "", "empty name" }, { string.rep("n", 256), "v" }, { string.rep("n", 257), "v" },
+    { "X-Tab", "a\\tb" }, { "X-Cr", "a\\rb" }, { "X-Nul", "a\\0b" }, { "X-Utf8", "值" },
+    { "X-Ok", "v", "PATCH" }, { "X-Ok", "v", "GE T" }, { "X-Ok", "v", "get" },
+  }
+
+  it("sends and refuses the same headers and methods as the C core", function()
+    local function unescape(x) return (x:gsub("\\t", "\t"):gsub("\\r", "\r"):gsub("\\0", "\0")) end
+    local session = core.session{}
+    local lines, from_c = {}, {}
+    for i, case in ipairs(RULE_CASES) do
+      lines[i] = case[1] .. "\t" .. case[2] .. "\t" .. (case[3] or "")
+      local resp, err = session:request{ url = base .. "/length", method = case[3],
+        headers = { [unescape(case[1])] = unescape(case[2]) } }
+      from_c[i] = not resp and err.kind == "invalid_request" and "refused" or "sent"
+    end
+    session:close()
+    local file = os.tmpname()
+    write_file(file, table.concat(lines, "\n") .. "\n")
+    local status, body = get(base .. "/rules", "--data-binary @" .. q(file))
+    os.remove(file)
+    assert.are.equal(200, status)
+    local from_ngx = {}
+    for line in body:gmatch("[^\n]+") do from_ngx[#from_ngx + 1] = line end
+    assert.are.same(from_c, from_ngx)
+    -- and the rules are the documented ones
+    assert.are.same({ "sent", "sent", "refused", "refused", "refused", "sent", "refused", "sent", "refused",
+      "refused", "sent", "sent", "refused", "sent" }, from_c)
   end)
 
   it("refuses CR/LF in headers without sending anything", function()

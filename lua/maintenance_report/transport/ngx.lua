@@ -101,19 +101,24 @@ local function parse_url(url)
   return scheme, host, port, target
 end
 
+-- The C core's rules (src/transfer.c, above collect_headers), so both
+-- transports send and refuse the same: a name or method is 1 to 256 RFC 9110
+-- tchars; a value has no control character but HTAB.
+local function valid_token(s)
+  return type(s) == "string" and #s >= 1 and #s <= 256 and s:match("^[%w!#$%%&'*+.^_`|~-]+$") ~= nil
+end
+
 -- Request head; nil, message when a name or value could split the header block.
 local function build_head(self, req, scheme, host, port, target)
   local method = req.method or "GET"
-  if not method:match("^%u+$") then return nil, "method must be upper-case letters" end
+  if not valid_token(method) then return nil, "method is not a valid token" end
   local default_port = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
   local host_header = host:find(":", 1, true) and ("[" .. host .. "]") or host
   if not default_port then host_header = host_header .. ":" .. port end
   local lines = { method .. " " .. target .. " HTTP/1.1", "Host: " .. host_header }
   local seen = {}
   for name, value in pairs(req.headers or {}) do
-    -- The same rules as the C core (src/sign.c): names of letters, digits, '-'
-    -- and '_'; values without control characters other than HTAB.
-    if type(name) ~= "string" or #name > 256 or not name:match("^[%w_-]+$") then
+    if type(name) ~= "string" or not valid_token(name) then
       return nil, "request header name is not a valid token: " .. tostring(name)
     end
     value = tostring(value)
