@@ -43,7 +43,7 @@ describe("TLS", function()
     assert.matches(reason, err.message)
     assert.is_false(err.retryable)
     assert.is_false(err.sent)
-    assert.is_nil(err.order_outcome) -- provably never sent: nothing was bought
+    assert.are.equal("not_placed", err.order_outcome) -- provably never sent: nothing was bought
     local report
     report, err = c:get_report("0123456789abcdef0123456789abcdef")
     assert.is_nil(report)
