@@ -25,7 +25,8 @@ asan: deps $(ASAN_CORE) $(ASAN_PRELOAD)
 
 # ---- valgrind memcheck over the core specs --------------------------------
 VALGRIND_SPECS ?= spec/core_sign_spec.lua spec/core_http_spec.lua spec/scheduler_spec.lua spec/client_spec.lua \
-                  spec/normalize_spec.lua spec/normalize_edge_spec.lua
+                  spec/normalize_spec.lua spec/normalize_edge_spec.lua spec/normalize_semantics_spec.lua \
+                  spec/core_transport_facts_spec.lua spec/core_os_spec.lua
 
 valgrind: deps $(CORE54)
 	sh tools/run-valgrind.sh $(VALGRIND_SPECS)
@@ -33,7 +34,7 @@ valgrind: deps $(CORE54)
 # ---- libFuzzer targets ------------------------------------------------------
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = fuzz_sign fuzz_headers fuzz_json
+FUZZ_TARGETS  = fuzz_sign fuzz_headers fuzz_json fuzz_normalize
 FUZZ_DIR      = build/fuzz
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer $(WARN) $(DEFS) -Isrc -I$(LUA54_INC) $(PKG_CFLAGS)
@@ -51,6 +52,12 @@ $(FUZZ_DIR)/fuzz_headers: fuzz/fuzz_headers.c src/transfer.c src/sign.c src/buf.
 $(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c src/json.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_json.c src/json.c -o $@ $(LUA54_LIB) $(LIBS)
+
+FUZZ_NORMALIZE_SRC = src/normalize.c src/normalize_date.c src/normalize_number.c
+
+$(FUZZ_DIR)/fuzz_normalize: fuzz/fuzz_normalize.c $(FUZZ_NORMALIZE_SRC) fuzz/fuzz_common.h $(HDRS) mk/check.mk
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_normalize.c $(FUZZ_NORMALIZE_SRC) -o $@ $(LUA54_LIB) -lm
 
 # clang and its fuzzer runtime are only needed here, not by the build or the tests.
 fuzz-deps:
