@@ -32,10 +32,17 @@ end
 
 -- The example's http-level include, listening on the runner's port, and the
 -- `env` lines of the example's nginx.conf: the same content a user runs.
-local function example_http()
+-- settings (optional): a Lua table constructor, configured after the shipped settings.
+local function example_http(settings)
   local conf = read_file(EXAMPLE .. "/maintenance_report.conf")
   local rendered, n = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:${PORT};")
   assert(n == 1, "the example no longer listens on 127.0.0.1:8080")
+  if settings then
+    rendered, n = rendered:gsub('(require%("vehicle_report"%)%.configure%b{})', function(shipped)
+      return shipped .. '\n  require("vehicle_report").configure' .. settings
+    end)
+    assert(n == 1, "the example no longer configures vehicle_report in init_by_lua_block")
+  end
   return rendered
 end
 
@@ -107,10 +114,10 @@ end
 
 -- The sandbox (report latency in ms), the example service in front of it with
 -- its credentials in the environment, and a scratch directory.
-local function start_example(latency_ms, workers, extra_http)
+local function start_example(latency_ms, workers, extra_http, settings)
   local sb = assert(sandbox.start{ latency_ms = latency_ms })
   local server = assert(start_with_env({
-    http = example_http() .. (extra_http or ""), workers = workers, main = example_env_lines(),
+    http = example_http(settings) .. (extra_http or ""), workers = workers, main = example_env_lines(),
     lua_path = LUA_PATH, lua_cpath = LUA_CPATH,
   }, {
     MAINTENANCE_REPORT_SECRET_ID = sb.secret_id, MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
@@ -207,12 +214,15 @@ describe("examples/openresty", function()
     assert.are.equal(before, assert(sb:stats()).orders)
   end)
 
-  it("maps an upstream failure to 502 with the error kind", function()
-    local status, body = get(base .. "/vehicles/" .. sandbox.scenario_vin("order_http_502", 0) .. "/report")
+  it("maps an order the gateway refused (nothing bought) to 502 with the error kind", function()
+    local vin = sandbox.scenario_vin("order_rate_limit", 0)
+    local status, body = get(base .. "/vehicles/" .. vin .. "/report")
     assert.are.equal(502, status)
     local err = core.json_decode(body).error
-    assert.are.equal("http", err.kind)
-    assert.truthy(err.message:find("502", 1, true))
+    assert.are.equal("rate_limited", err.kind)
+    assert.are.equal("not_placed", err.order_outcome)
+    assert.are.equal(vin, err.vin)
+    assert.truthy(err.message:find("rate limit", 1, true))
   end)
 
   it("uses the cosocket transport and ngx.sleep inside nginx", function()
@@ -266,6 +276,119 @@ describe("examples/openresty across workers", function()
     local ok = select(2, out:gsub("200 ", ""))
     assert.are.equal(20, ok, out)
     assert.are.equal(1, assert(sb:stats()).orders)
+    local order_ids, distinct = {}, 0
+    for i = 1, 20 do
+      local report = core.json_decode(read_file(("%s/%d.json"):format(dir, i)))
+      assert.are.equal("ready", report.status)
+      if not order_ids[report.order_id] then distinct = distinct + 1 end
+      order_ids[report.order_id] = true
+    end
+    assert.are.equal(1, distinct, "all 20 answers carry the one order's report")
+  end)
+end)
+
+-- curl -i: status, lower-cased headers, body.
+local function get_with_headers(url)
+  local out = shell.run("curl -sS -i --noproxy '*' --max-time 30 " .. q(url))
+  local head, body = out:match("^(.-)\r\n\r\n(.*)$")
+  local headers = {}
+  for name, value in head:gmatch("\n([^:\r\n]+):%s*([^\r\n]*)") do headers[name:lower()] = value end
+  return tonumber(head:match("^HTTP/[%d.]+ (%d+)")), headers, body
+end
+
+-- The buy-once rules on shortened settings: a 1 s API timeout (below the 2 s of
+-- order_slow), no polling past the first answer (max_wait = 0) and no report reuse
+-- (cache_ttl = 0), so nothing but the ledger's record of an order can stop a new one.
+describe("examples/openresty after an order of unknown outcome or a pending report", function()
+  local sb, server, dir
+  local ADMIN = [[
+    server {
+      listen 127.0.0.1:${PORT};
+      server_name admin.test;
+      location = /forget {
+        content_by_lua_block {
+          local ok, err = require("vehicle_report").forget(ngx.var.arg_vin)
+          ngx.print(ok and "forgotten" or ("error " .. tostring(err.kind)))
+        }
+      }
+    }
+  ]]
+  lazy_setup(function()
+    sb, server, dir = start_example(0, 2, ADMIN, "{ timeout = 1, max_wait = 0, cache_ttl = 0 }")
+  end)
+  lazy_teardown(function() stop_example(sb, server, dir) end)
+
+  local function report_url(vin)
+    return ("http://127.0.0.1:%d/vehicles/%s/report"):format(server.port, vin)
+  end
+
+  -- The first answer reports the failure itself, every later one the ledger's refusal;
+  -- all of them 409 with order_outcome "unknown", and one order at the sandbox.
+  local function never_buys_again(vin, first_kind)
+    for i = 1, 4 do
+      local status, body = get(report_url(vin))
+      assert.are.equal(409, status, "request " .. i .. ": " .. body)
+      assert.are.equal(1, assert(sb:stats()).orders_by_vin[vin], "orders after request " .. i)
+      local err = core.json_decode(body).error
+      assert.are.equal(i == 1 and first_kind or "unknown_outcome", err.kind, "request " .. i)
+      assert.are.equal("unknown", err.order_outcome)
+      assert.are.equal(vin, err.vin)
+      assert.truthy(err.message:find("check your orders", 1, true), err.message)
+    end
+  end
+
+  it("never buys again after a 500 on the order", function()
+    never_buys_again(sandbox.scenario_vin("order_http_500", 0), "http")
+  end)
+
+  it("never buys again after the order timed out once it had arrived", function()
+    never_buys_again(sandbox.scenario_vin("order_slow", 2), "timeout")
+  end)
+
+  it("never buys again after an empty reply to the order", function()
+    never_buys_again(sandbox.scenario_vin("order_empty_reply", 0), "network")
+  end)
+
+  it("orders again only once an operator forgets the VIN", function()
+    local vin = sandbox.scenario_vin("order_http_500", 1) -- the second order works
+    assert.are.equal(409, (get(report_url(vin))))
+    assert.are.equal(409, (get(report_url(vin))))
+    assert.are.equal(1, assert(sb:stats()).orders_by_vin[vin])
+    local forget = ("http://127.0.0.1:%d/forget?vin=%s"):format(server.port, vin)
+    local status, body = get(forget, "-H 'Host: admin.test'")
+    assert.are.equal(200, status)
+    assert.are.equal("forgotten", body)
+    -- max_wait = 0: the new order answers pending, and the next request polls it
+    status, body = get(report_url(vin))
+    assert.are.equal(504, status, body)
+    assert.are.equal(2, assert(sb:stats()).orders_by_vin[vin])
+    status, body = get(report_url(vin))
+    assert.are.equal(200, status, body)
+    assert.are.equal(2, assert(sb:stats()).orders_by_vin[vin])
+  end)
+
+  it("answers a pending order with 504 and its id, and the next requests poll it", function()
+    local vin = sandbox.scenario_vin("pending_polls", 2) -- pending for 2 polls
+    local order_id
+    for i = 1, 2 do
+      local status, headers, body = get_with_headers(report_url(vin))
+      assert.are.equal(504, status, "request " .. i .. ": " .. body)
+      assert.are.equal("3", headers["retry-after"])
+      local err = core.json_decode(body).error
+      assert.are.equal("pending", err.kind)
+      assert.are.equal("placed", err.order_outcome)
+      assert.truthy(err.order_id:match("^%x+$"), err.order_id)
+      order_id = order_id or err.order_id
+      assert.are.equal(order_id, err.order_id, "request " .. i .. " polls the same order")
+      assert.are.equal(1, assert(sb:stats()).orders_by_vin[vin])
+    end
+    local status, headers, body = get_with_headers(report_url(vin))
+    assert.are.equal(200, status, body)
+    assert.are.equal("MISS", headers["x-cache"])
+    local report = core.json_decode(body)
+    assert.are.equal("ready", report.status)
+    assert.are.equal(order_id, report.order_id)
+    assert.are.equal(1, assert(sb:stats()).orders_by_vin[vin])
   end)
 end)
 
@@ -519,15 +642,27 @@ describe("examples/openresty/vehicle_report (plain Lua parts)", function()
   end)
   lazy_teardown(function() package.path = saved_path end)
 
-  it("maps timeouts and pending reports to 504, bad input to 400, the rest to 502", function()
-    assert.are.equal(504, handler.status_for{ kind = "timeout" })
-    assert.are.equal(504, handler.status_for{ kind = "pending" })
-    assert.are.equal(400, handler.status_for{ kind = "invalid_input" })
-    for _, kind in ipairs{ "network", "tls", "http", "protocol", "api", "auth", "rate_limited" } do
-      assert.are.equal(502, handler.status_for{ kind = kind })
+  it("maps unknown outcomes to 409, whatever the kind; the rest by kind", function()
+    for _, kind in ipairs{ "unknown_outcome", "http", "timeout", "network", "protocol", "api" } do
+      assert.are.equal(409, handler.status_for{ kind = kind, order_outcome = "unknown" }, kind)
     end
-    local body = core.json_decode(handler.error_body("pending", "still pending", "ORDER1"))
-    assert.are.same({ error = { kind = "pending", message = "still pending", order_id = "ORDER1" } }, body)
+    assert.are.equal(504, handler.status_for{ kind = "timeout", order_id = "ORDER1" })
+    assert.are.equal(504, handler.status_for{ kind = "pending", order_id = "ORDER1" })
+    assert.are.equal(400, handler.status_for{ kind = "invalid_input" })
+    assert.are.equal(503, handler.status_for{ kind = "ledger_busy" })
+    assert.are.equal(500, handler.status_for{ kind = "ledger", order_outcome = "not_placed" })
+    for _, kind in ipairs{ "network", "tls", "dns", "connect", "http", "auth", "rate_limited", "api" } do
+      assert.are.equal(502, handler.status_for{ kind = kind, order_outcome = "not_placed" }, kind)
+    end
+    local body = core.json_decode(handler.error_body{ kind = "pending", message = "still pending",
+      order_id = "ORDER1", vin = "V", request_id = "R1", retryable = true })
+    assert.are.same({ error = { kind = "pending", message = "still pending", order_id = "ORDER1",
+      order_outcome = "placed", vin = "V", request_id = "R1" } }, body)
+    -- a refusal names the request id of the order that went unanswered
+    body = core.json_decode(handler.error_body{ kind = "unknown_outcome", message = "m", vin = "V",
+      order_outcome = "unknown", reason = { kind = "http", request_id = "R0" } })
+    assert.are.same({ error = { kind = "unknown_outcome", message = "m", order_outcome = "unknown",
+      vin = "V", request_id = "R0" } }, body)
   end)
 
   it("encodes empty report lists as [] and keeps key order stable", function()

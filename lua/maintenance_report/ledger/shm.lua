@@ -1,11 +1,12 @@
 -- The shm store: one OpenResty machine, every nginx worker, over a
 -- lua_shared_dict. Entries are JSON strings under <prefix>e:<key>; a claim is
--- <prefix>c:<key> = token, taken with dict:add (atomic across workers) and
--- ended by compare-and-delete or its ttl (a worker that dies mid-claim).
--- Compare, check and set run under a short dict:add mutex <prefix>m:<key>.
+-- <prefix>c:<key> = token, taken with dict:safe_add (atomic across workers)
+-- and ended by compare-and-delete or its ttl (a worker that dies mid-claim).
+-- Compare, check and set run under a short safe_add mutex <prefix>m:<key>.
 -- A shared dict is memory: it does not survive an nginx restart, and a full
--- dict's plain set() evicts old items, so give the ledger its own dict (the
--- store writes with safe_set, which fails instead of evicting).
+-- dict's plain set() and add() evict old items (an unknown or placed entry
+-- among them, which would let a vehicle be bought again), so every write
+-- here is safe_set or safe_add, which fail instead; give the ledger its own dict.
 local util = require "maintenance_report.ledger.util"
 
 local shm = {}
@@ -36,7 +37,7 @@ function Store:mutex(key, fn)
   local _, _, mutex = self:names(key)
   local started, pause = self.now(), 0.001
   while true do
-    local ok, err = self.dict:add(mutex, true, self.mutex_ttl)
+    local ok, err = self.dict:safe_add(mutex, true, self.mutex_ttl)
     if ok then break end
     if err ~= "exists" then return nil, util.error("ledger", "shm mutex: " .. tostring(err)) end
     if self.now() - started >= self.mutex_wait or not self.sleep then
@@ -61,7 +62,7 @@ end
 --- claim(key, token, ttl) → true | false | nil, err. Its holder calling again refreshes the ttl.
 function Store:claim(key, token, ttl)
   local _, claim = self:names(key)
-  local ok, err = self.dict:add(claim, token, ttl or 0)
+  local ok, err = self.dict:safe_add(claim, token, ttl or 0)
   if ok then return true end
   if err ~= "exists" then return nil, util.error("ledger", "shm claim: " .. tostring(err)) end
   return self:mutex(key, function()
