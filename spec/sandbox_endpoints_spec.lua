@@ -52,15 +52,17 @@ describe("sandbox endpoints", function()
     it("counts orders per VIN in arrival order, but not rejected or VIN-less calls", function()
       local other = "LSVAB2BM5KN000001"
       local t0 = http.now()
-      http.order(sb, VIN)
-      http.order(sb, other)
-      http.order(sb, VIN)
+      local first = http.order_id(sb, VIN)
+      local second = http.order_id(sb, other)
+      local third = http.order_id(sb, VIN)
       http.get(sb, "/maintenance/order?vin=")              -- 20704: nothing bought
       http.order(sb, VIN, { key = "wrong" })                -- 401: never reaches the API
       local t1 = http.now()
       local s = assert(sb:stats())
       assert.are.equal(3, s.orders)
       assert.are.same({ [VIN] = 2, [other] = 1 }, s.orders_by_vin)
+      -- the ids handed out, per VIN, in order: what a crash harness checks against
+      assert.are.same({ [VIN] = { first, third }, [other] = { second } }, s.order_ids_by_vin)
       assert.are.equal(3, #s.order_times)
       for i, t in ipairs(s.order_times) do
         assert.is_true(t >= t0 - 1 and t <= t1 + 1, tostring(t))
@@ -77,6 +79,7 @@ describe("sandbox endpoints", function()
       assert.are.equal(0, s.orders)
       assert.are.equal(0, s.report_reads)
       assert.are.same({}, s.orders_by_vin)
+      assert.are.same({}, s.order_ids_by_vin)
       assert.are.same({}, s.order_times)
       local unknown = http.json(http.report(sb, id).body)
       assert.are.equal("-1", unknown.code)

@@ -77,8 +77,8 @@ local function admin(self, method, name)
   return data
 end
 
--- {orders=N, orders_by_vin={[vin]=n}, order_times={epoch seconds, arrival
--- order}, report_reads=N}
+-- {orders=N, orders_by_vin={[vin]=n}, order_ids_by_vin={[vin]={id, ...}} (the ids
+-- issued), order_times={epoch seconds, arrival order}, report_reads=N}
 function Sandbox:stats()
   local s, err = admin(self, "GET", "stats")
   if not s then return nil, err end
@@ -87,9 +87,12 @@ function Sandbox:stats()
   for vin, n in pairs(s.orders_by_vin or {}) do by_vin[vin] = math.floor(n) end
   local times = {}
   for i, t in ipairs(s.order_times or {}) do times[i] = t end
+  local ids = {}
+  for vin, list in pairs(s.order_ids_by_vin or {}) do ids[vin] = list end
   return {
     orders = math.floor(s.orders),
     orders_by_vin = by_vin,
+    order_ids_by_vin = ids,
     order_times = times,
     report_reads = math.floor(s.report_reads),
   }

@@ -32,7 +32,12 @@ end
 
 function M.create_order(id, vin, created)
   -- safe_set: a full dict must fail loudly rather than evict live orders.
-  return dict("mr_sandbox_orders"):safe_set("o:" .. id, string.format("%.3f", created) .. " " .. vin)
+  local ok, err = dict("mr_sandbox_orders"):safe_set("o:" .. id, string.format("%.3f", created) .. " " .. vin)
+  if not ok then return nil, err end
+  -- The ids issued per VIN, so a crash harness can check that none was lost.
+  local stats = dict("mr_sandbox_stats")
+  local n = stats:incr("n:" .. vin, 1, 0)
+  return stats:safe_set("i:" .. vin .. ":" .. n, id)
 end
 
 -- Returns vin, created (epoch seconds) or nil.
@@ -78,14 +83,19 @@ function M.stats_json()
     if vin then vins[#vins + 1] = vin end
   end
   table.sort(vins)
-  local by_vin = {}
+  local by_vin, ids_by_vin = {}, {}
   for _, vin in ipairs(vins) do
     by_vin[#by_vin + 1] = vin
     by_vin[#by_vin + 1] = stats:get("v:" .. vin)
+    local ids = {}
+    for i = 1, stats:get("n:" .. vin) or 0 do ids[#ids + 1] = stats:get("i:" .. vin .. ":" .. i) end
+    ids_by_vin[#ids_by_vin + 1] = vin
+    ids_by_vin[#ids_by_vin + 1] = json.array(ids)
   end
   return json.encode(json.object {
     "orders", orders,
     "orders_by_vin", json.object(by_vin),
+    "order_ids_by_vin", json.object(ids_by_vin),
     "order_times", json.array(times),
     "report_reads", stats:get("report_reads") or 0,
   })
