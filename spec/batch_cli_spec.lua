@@ -1,8 +1,9 @@
 -- `maintenance-report batch` against the sandbox: output lines, summary and cost,
 -- --strict, the rate limit and the concurrency cap measured at the sandbox, and
--- the journal surviving a SIGKILL without any VIN ever being ordered twice.
+-- the order ledger surviving a SIGKILL without any VIN ever being ordered twice.
 local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
+local ledger = require "maintenance_report.ledger"
 
 local function normal_vins(n, offset)
   local out = {}
@@ -41,8 +42,12 @@ describe("batch against the sandbox", function()
   end)
   before_each(function() assert(sb:reset()) end)
 
+  -- Every test gets its own ledger (so re-runs inside a test share it).
+  local ledger_path
+  before_each(function() ledger_path = cli.tmpdir() .. "/state/ledger" end)
+
   local function run(args, extra_env)
-    return cli.run(args, cli.merge(env, extra_env))
+    return cli.run(args, cli.merge(cli.merge(env, { MAINTENANCE_REPORT_LEDGER = ledger_path }), extra_env))
   end
 
   it("writes one JSON line per VIN, skips invalid rows and duplicates, and sums up the cost", function()
@@ -95,7 +100,7 @@ describe("batch against the sandbox", function()
     local dir = cli.tmpdir()
     cli.write(dir .. "/in.txt", table.concat(normal_vins(4, 50), "\n") .. "\n")
     local cmd = cli.command({ "batch", dir .. "/in.txt", "--output", dir .. "/out.jsonl", "--poll-interval", "0.05",
-                              "--rate", "20" }, env)
+                              "--rate", "20", "--ledger", ledger_path }, env)
     local p = io.popen("script -qfec " .. cli.quote(cmd) .. " /dev/null")
     local out = p:read("*a")
     p:close()
@@ -113,8 +118,7 @@ describe("batch against the sandbox", function()
     assert.are.equal(2, r.code, r.err)
     assert.truthy(r.err:find("line 4:", 1, true), r.err)
     assert.are.equal(0, sb:stats().orders)
-    local journal = cli.read(dir .. "/in.txt.journal") or ""
-    assert.falsy(journal:find('"ordering"', 1, true))
+    assert.is_nil(cli.read(ledger_path), "the ledger was not even created")
   end)
 
   it("with --dry-run, prints the plan and the cost and sends nothing", function()
@@ -178,18 +182,19 @@ describe("batch against the sandbox", function()
 
   it("reports a VIN still pending at --max-wait (exit 6) and resumes it later without ordering", function()
     local dir = cli.tmpdir()
-    local slow = sandbox.scenario_vin("pending_polls", 5)
+    -- about 0.05 s between reads: the first run reads at most ~12 times in 0.6 s
+    local slow = sandbox.scenario_vin("pending_polls", 30)
     local quick = normal_vins(1, 300)[1]
     cli.write(dir .. "/in.txt", slow .. "\n" .. quick .. "\n")
     local args = { "batch", dir .. "/in.txt", "--output", dir .. "/out.jsonl", "--poll-interval", "0.05",
-                   "--max-wait", "0.05", "--rate", "50" }
+                   "--max-wait", "0.6", "--rate", "50" }
     local r = run(args)
     assert.are.equal(6, r.code, r.err)
     local rows = by_vin(cli.json_lines(cli.read(dir .. "/out.jsonl")))
     assert.are.equal("pending", rows[slow].status)
     assert.truthy(rows[slow].order_id)
     assert.are.equal("ready", rows[quick].status)
-    args[8] = "5"
+    args[8] = "20"
     local again = run(args)
     assert.are.equal(0, again.code, again.err)
     local rows2 = by_vin(cli.json_lines(cli.read(dir .. "/out.jsonl")))
@@ -211,7 +216,7 @@ describe("batch against the sandbox", function()
     local args = { "batch", dir .. "/in.txt", "--output", dir .. "/out.jsonl", "--poll-interval", "0.05",
                    "--rate", "50" }
     local r = run(args)
-    assert.are.equal(5, r.code, r.err)
+    assert.are.equal(7, r.code, r.err)
     local rows = by_vin(cli.json_lines(cli.read(dir .. "/out.jsonl")))
     assert.are.equal("unknown", rows[unknown].status)
     assert.are.equal("unknown", rows[unknown].error.order_outcome)
@@ -220,7 +225,7 @@ describe("batch against the sandbox", function()
     assert.truthy(r.err:find("--retry-unknown", 1, true))
     -- re-run: the provably failed order is tried again, the unknown one is not
     local again = run(args)
-    assert.are.equal(5, again.code, again.err)
+    assert.are.equal(7, again.code, again.err)
     local stats = sb:stats()
     assert.are.equal(1, stats.orders_by_vin[unknown])
     assert.are.equal(5, stats.orders_by_vin[failed])
@@ -237,31 +242,35 @@ describe("batch against the sandbox", function()
   it("loses no order id and orders no VIN twice when killed with SIGKILL mid-batch", function()
     local dir = cli.tmpdir()
     local vins = normal_vins(30, 500)
-    local input, journal, out = dir .. "/in.csv", dir .. "/in.csv.journal", dir .. "/out.jsonl"
+    local input, out = dir .. "/in.csv", dir .. "/out.jsonl"
     cli.write(input, "vin\n" .. table.concat(vins, "\n") .. "\n")
-    local args = { "batch", input, "--output", out, "--rate", "15", "--poll-interval", "0.05" }
+    local args = { "batch", input, "--output", out, "--rate", "15", "--poll-interval", "0.05",
+                   "--ledger", ledger_path }
     local p = io.popen("sh -c " .. cli.quote(cli.command(args, env) .. " >" .. cli.quote(dir .. "/log")
       .. " 2>&1 & echo $!"))
     local pid = tonumber(p:read("*l"))
     p:close()
     assert.truthy(pid)
-    local function ordered_lines()
-      local n = 0
-      for _ in (cli.read(journal) or ""):gmatch('"event":"ordered"') do n = n + 1 end
-      return n
+    -- order ids the ledger holds, by VIN (read with the library, as any reader would)
+    local function placed()
+      local ids, n = {}, 0
+      if not cli.read(ledger_path) then return ids, 0 end
+      local L = assert(ledger.file(ledger_path))
+      for _, e in ipairs(assert(L:list())) do
+        if e.order_id then ids[e.vin], n = e.order_id, n + 1 end
+      end
+      L:close()
+      return ids, n
     end
-    assert.is_true(cli.wait_until(function() return ordered_lines() >= 3 end, 20), "no order ids in the journal")
+    local function ordered_lines() return select(2, placed()) end
+    assert.is_true(cli.wait_until(function() return ordered_lines() >= 3 end, 20), "no order ids in the ledger")
     os.execute("kill -KILL " .. pid)
     assert.is_true(cli.wait_until(function() return not cli.alive(pid) end, 10), "the batch did not die")
     local killed_at = ordered_lines()
     assert.is_true(killed_at < #vins, "the batch finished before it was killed")
 
     -- order ids known at the kill
-    local before = {}
-    for line in (cli.read(journal) or ""):gmatch("[^\n]+") do
-      local ok, ev = pcall(cli.json, line)
-      if ok and ev.event == "ordered" then before[ev.vin] = ev.order_id end
-    end
+    local before = placed()
 
     local r = run(args)
     local rows = by_vin(cli.json_lines(cli.read(out)))
@@ -278,7 +287,7 @@ describe("batch against the sandbox", function()
     end
     local n_unknown = 0
     for _ in pairs(unknown) do n_unknown = n_unknown + 1 end
-    assert.are.equal(n_unknown == 0 and 0 or 5, r.code, r.err)
+    assert.are.equal(n_unknown == 0 and 0 or 7, r.code, r.err)
 
     local stats = sb:stats()
     local never_arrived = 0

@@ -29,24 +29,33 @@ describe("CLI subcommands against the sandbox", function()
   it("has --help on the program and on every subcommand, with the exit codes", function()
     local r = cli.run{ "--help" }
     assert.are.equal(0, r.code)
-    for _, name in ipairs{ "query", "order", "report", "batch", "sign", "sandbox" } do
+    for _, name in ipairs{ "query", "order", "report", "batch", "ledger", "sign", "sandbox" } do
       assert.truthy(r.out:find("\n%s+" .. name .. "%s"), name)
     end
     local expected = {
       query = { "--vin", "--engine-number", "--plate-number", "--format", "--output", "--timeout",
                 "--poll-interval", "--max-wait", "--secret-id", "--secret-key-file", "--endpoint", "--source",
-                "--cafile", "--insecure", "--verbose" },
-      order = { "--vin", "--format" },
+                "--cafile", "--insecure", "--verbose", "--ledger", "--reuse", "--fresh", "--retry-unknown" },
+      order = { "--vin", "--format", "--ledger", "--retry-unknown" },
       report = { "--wait", "--format", "--max-wait" },
-      batch = { "--output", "--journal", "--concurrency", "--rate", "--max-wait", "--strict", "--unit-price",
-                "--retry-unknown" },
+      batch = { "--output", "--ledger", "--reuse", "--fresh", "--concurrency", "--rate", "--max-wait", "--strict",
+                "--unit-price", "--retry-unknown" },
       sign = { "--date", "--algorithm" },
+      ledger = { "list", "show", "forget", "stats", "check" },
+      ["ledger list"] = { "--ledger", "--format" },
+      ["ledger forget"] = { "--yes", "--ledger" },
+      ["ledger stats"] = { "--unit-price", "--format" },
     }
     for name, options in pairs(expected) do
-      local h = cli.run{ name, "--help" }
+      local words = {}
+      for w in name:gmatch("%S+") do words[#words + 1] = w end
+      words[#words + 1] = "--help"
+      local h = cli.run(words)
       assert.are.equal(0, h.code, name)
       for _, opt in ipairs(options) do assert.truthy(h.out:find(opt, 1, true), name .. " " .. opt) end
-      for code = 0, 6 do assert.truthy(h.out:find("\n  " .. code .. "  "), name .. " exit " .. code) end
+      for _, code in ipairs{ 0, 1, 2, 3, 4, 5, 6, 7, 8, 130 } do
+        assert.truthy(h.out:find("\n  " .. code .. "  "), name .. " exit " .. code)
+      end
       assert.falsy(h.out:find("--secret-key ", 1, true), "no flag for the key itself")
     end
   end)

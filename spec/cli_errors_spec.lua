@@ -117,21 +117,38 @@ describe("CLI errors", function()
       assert.truthy(r.err:find("--cafile", 1, true))
     end)
 
+  end)
+
+  describe("exit 7: the order outcome is unknown (spec/cli_ledger_unknown_spec.lua has every cause)", function()
     it("for a timeout on the order, warning that it may have been charged", function()
       local vin = sandbox.scenario_vin("order_slow", 2)
       local r = run{ "query", "--vin", vin, "--timeout", "0.3" }
-      assert.are.equal(4, r.code)
+      assert.are.equal(7, r.code)
       assert_clean_error(r)
       assert.truthy(r.err:find("hint: .*do NOT order"), r.err)
       assert.are.equal(1, sb:stats().orders) -- it did arrive: hence the warning
     end)
+
+    it("for the vendor's service error on the order (it may have been placed)", function()
+      local r = run{ "query", "--vin", sandbox.scenario_vin("order_service_error") }
+      assert.are.equal(7, r.code, r.err)
+      assert_clean_error(r)
+    end)
+
+    it("for an HTTP 500 on the order, warning that it may have been charged", function()
+      local r = run{ "order", "--vin", sandbox.scenario_vin("order_http_500") }
+      assert.are.equal(7, r.code)
+      assert_clean_error(r)
+      assert.truthy(r.err:find("hint: .*do NOT order"), r.err)
+    end)
   end)
 
   describe("exit 5: API and business errors", function()
-    it("for the vendor's service error", function()
-      local r = run{ "query", "--vin", sandbox.scenario_vin("order_service_error") }
-      assert.are.equal(5, r.code)
+    it("for the vendor's service error on a report read, naming the order", function()
+      local r = run{ "query", "--vin", sandbox.scenario_vin("report_service_error"), "--poll-interval", "0.05" }
+      assert.are.equal(5, r.code, r.err)
       assert_clean_error(r)
+      assert.truthy(r.err:find("order %x+"), r.err)
     end)
 
     it("for quota exhausted, with a hint to buy quota", function()
@@ -148,12 +165,6 @@ describe("CLI errors", function()
       assert.truthy(r.err:find("429", 1, true))
     end)
 
-    it("for an HTTP 500 on the order, warning that it may have been charged", function()
-      local r = run{ "order", "--vin", sandbox.scenario_vin("order_http_500") }
-      assert.are.equal(5, r.code)
-      assert_clean_error(r)
-      assert.truthy(r.err:find("hint: .*do NOT order"), r.err)
-    end)
 
     it("for a report read failing after the order, pointing at the free resume command", function()
       local r = run{ "query", "--vin", sandbox.scenario_vin("report_quota"), "--poll-interval", "0.05" }

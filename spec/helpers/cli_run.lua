@@ -1,7 +1,10 @@
 -- Runs bin/maintenance-report as a lua5.4 subprocess, the way users do, and
 -- captures stdout, stderr and the exit code. The MAINTENANCE_REPORT_*
 -- variables of the caller's environment never leak in: each run gets exactly
--- the ones it asks for.
+-- the ones it asks for. Each run also gets its own empty XDG_STATE_HOME, so
+-- that the default order ledger never carries over from one run (or from the
+-- user's own) to another: a spec that wants runs to share one passes
+-- MAINTENANCE_REPORT_LEDGER, --ledger or XDG_STATE_HOME.
 local shell = require "helpers.shell"
 
 local cli = {}
@@ -22,6 +25,7 @@ local q = cli.quote
 local ENV_NAMES = {
   "MAINTENANCE_REPORT_SECRET_ID", "MAINTENANCE_REPORT_SECRET_KEY", "MAINTENANCE_REPORT_ENDPOINT",
   "MAINTENANCE_REPORT_SOURCE", "MAINTENANCE_REPORT_CAFILE", "MAINTENANCE_REPORT_DEBUG", "NO_COLOR",
+  "MAINTENANCE_REPORT_LEDGER", "XDG_STATE_HOME",
 }
 
 local read = shell.read_file
@@ -42,6 +46,11 @@ function cli.cleanup()
 end
 
 local function env_prefix(env)
+  if not (env and env.XDG_STATE_HOME) then
+    local with_state = { XDG_STATE_HOME = cli.tmpdir() .. "/state" }
+    for k, v in pairs(env or {}) do with_state[k] = v end
+    env = with_state
+  end
   local words = { "env" }
   for _, name in ipairs(ENV_NAMES) do words[#words + 1] = "-u " .. name end
   local names = {}
@@ -69,6 +78,25 @@ function cli.run(args, env, opts)
     .. " <" .. q(opts.stdin or "/dev/null") .. "; echo $?"
   local code = tonumber((capture(cmd):match("(%d+)%s*$")))
   return { out = read(dir .. "/out") or "", err = read(dir .. "/err") or "", code = code }
+end
+
+--- Starts the CLI in the background; returns { pid=, dir= } (its out, err and code files are in dir).
+--- `env` execs the interpreter, so pid is lua5.4's own: signals go straight to it.
+function cli.spawn(args, env)
+  local dir = cli.tmpdir()
+  local script = "(" .. cli.command(args, env) .. " >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
+    .. " </dev/null & echo $! >" .. q(dir .. "/pid") .. "; wait $!; echo $? >" .. q(dir .. "/code.tmp")
+    .. "; mv " .. q(dir .. "/code.tmp") .. " " .. q(dir .. "/code") .. ") >/dev/null 2>&1 &"
+  os.execute("sh -c " .. q(script))
+  assert(cli.wait_until(function() return (read(dir .. "/pid") or ""):match("%d+") end, 10), "no pid")
+  return { pid = tonumber(read(dir .. "/pid"):match("%d+")), dir = dir }
+end
+
+--- Waits (bounded) for a spawned CLI to exit; returns {out=, err=, code=}.
+function cli.finish(p, seconds)
+  assert(cli.wait_until(function() return read(p.dir .. "/code") end, seconds or 20), "the CLI did not exit")
+  return { code = tonumber(read(p.dir .. "/code"):match("%d+")), out = read(p.dir .. "/out") or "",
+    err = read(p.dir .. "/err") or "" }
 end
 
 --- env with extra's entries added (a new table; extra may be nil).

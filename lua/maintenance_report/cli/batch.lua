@@ -1,25 +1,26 @@
--- `maintenance-report batch INPUT`: one paid order per distinct VIN, run on
--- the client's shared scheduler (coroutine tasks; no thread or process per
--- VIN), with a durable journal so that a crash or Ctrl-C never loses an
--- order id and a re-run never orders a VIN twice.
+-- `maintenance-report batch INPUT`: one paid order per distinct vehicle, each
+-- row a client:start_query on the order ledger that query and order share
+-- (coroutine tasks on the client's scheduler; no thread or process per VIN).
+-- The ledger is the batch's only record: the client writes the intent right
+-- before an order request leaves (once a transport slot is free), the order
+-- id the moment it arrives and the final report, so a crash or Ctrl-C never
+-- loses an id and a re-run polls placed orders, reuses final reports and
+-- never orders again a vehicle whose outcome is unknown (--retry-unknown).
 --
 --   --concurrency N  HTTP requests in flight (the scheduler's max_in_flight)
---   --rate R         new orders per second: each order takes the next slot of
---                    a token bucket with a burst of 1 (slots 1/R apart); a task
---                    waiting for its slot sleeps on the scheduler, never blocks
---   --max-active N   VINs in progress at once (live tasks), for huge inputs
--- Each ordered VIN is then polled by client:wait_report inside its task, on
--- its own backoff schedule.
+--   --rate R         new orders per second: a row that will order starts in
+--                    the next slot of a token bucket with a burst of 1 (slots
+--                    1/R apart); rows that only poll or reuse start at once
+--   --max-active N   rows in progress at once (live tasks), for huge inputs
 local backoff = require "maintenance_report.backoff"
 local config = require "maintenance_report.cli.config"
 local csv = require "maintenance_report.cli.csv"
 local exit = require "maintenance_report.cli.exit"
 local hints = require "maintenance_report.cli.hints"
-local journal_lib = require "maintenance_report.cli.journal"
 local json = require "maintenance_report.json"
+local ledger_lib = require "maintenance_report.ledger"
 local output = require "maintenance_report.cli.output"
 local progress_lib = require "maintenance_report.cli.progress"
-local scheduler = require "maintenance_report.scheduler"
 local terminal = require "maintenance_report.cli.terminal"
 
 local M = {}
@@ -27,37 +28,40 @@ local M = {}
 M.DEFAULTS = { concurrency = 8, rate = 5, unit_price = 17, max_active = 1000, max_wait = 900 }
 
 -- Order failures after which no further order can succeed: stop ordering.
-local STOP_KINDS = { auth = true, forbidden = true, quota_exceeded = true, not_found = true, tls = true }
+local STOP_KINDS = { auth = true, forbidden = true, quota_exceeded = true, not_found = true, tls = true,
+  ledger = true }
 -- So many network failures in a row (each provably not placed) stop ordering too.
 local MAX_NETWORK_FAILURES = 5
 local RATE_LIMIT_RETRIES = 3
 
--- Exit status ranking: the most serious unfinished row decides.
-local EXIT_RANK = { [3] = 5, [4] = 4, [5] = 3, [6] = 2, [2] = 1, [1] = 6 }
+-- Exit status ranking: the most serious unfinished row decides; money at stake first.
+local EXIT_RANK = { [7] = 8, [1] = 7, [3] = 6, [8] = 5, [4] = 4, [5] = 3, [6] = 2, [2] = 1 }
+
+local FINAL = { ready = true, no_records = true }
 
 function M.describe(cmd)
   cmd:summary("Order and collect reports for many VINs (paid: one order per distinct VIN).")
   cmd:description("INPUT is CSV or plain lines vin[,engine_number[,plate_number]], with an optional "
     .. "header row; blank lines and # comments are skipped. Each distinct VIN is ordered once (about ¥17 "
-    .. "each), then polled until final. One JSON line per VIN goes to --output (or stdout); progress and "
-    .. "a summary go to stderr. The journal (default INPUT.journal) records every order before and after "
-    .. "it is sent: re-running the same command resumes, polls known orders and never orders a VIN twice.")
+    .. "each), then polled until final. One JSON line per VIN goes to --output (rebuilt from the ledger "
+    .. "at the end, replaced whole) or stdout; progress and a summary go to stderr. Every order goes "
+    .. "through the order ledger shared with query and order: re-running the same command polls placed "
+    .. "orders, reuses final reports younger than --reuse and never orders a vehicle twice.")
   cmd:argument("input", "Input file (CSV or one VIN per line).")
-  cmd:option("-o --output", "Write the JSON lines to FILE (replaced) instead of stdout."):argname("<file>")
-  cmd:option("--journal", "Journal file (default: INPUT.journal)."):argname("<file>")
+  cmd:option("-o --output", "Write the JSON lines to FILE (replaced whole) instead of stdout."):argname("<file>")
   cmd:option("--concurrency", "Most HTTP requests in flight.", tostring(M.DEFAULTS.concurrency))
     :convert(config.integer_converter("--concurrency", 1))
   cmd:option("--rate", "Most new orders per second.", tostring(M.DEFAULTS.rate))
     :convert(config.number_converter("--rate", 0, true))
   config.add_poll_options(cmd, M.DEFAULTS.max_wait)
   cmd:flag("--strict", "Stop before any order if a row is invalid (default: skip invalid rows).")
-  cmd:flag("--retry-unknown", "Order again the VINs whose earlier order has an unknown outcome "
-    .. "(they may have been charged already).")
+  config.add_ledger_options(cmd, { reuse = true })
   cmd:option("--unit-price", "Price of one order, for the cost summary.", tostring(M.DEFAULTS.unit_price))
     :convert(config.number_converter("--unit-price", 0, false))
   cmd:option("--max-active", "Most VINs in progress at once.", tostring(M.DEFAULTS.max_active))
     :convert(config.integer_converter("--max-active", 1))
-  cmd:flag("-n --dry-run", "Read the input and the journal, print the plan and the cost; send nothing.")
+  cmd:flag("-n --dry-run", "Read the input and the ledger, print the plan and the cost; send nothing and "
+    .. "change nothing.")
   cmd:flag("-q --quiet", "No progress output.")
   cmd:option("--progress-interval", "Seconds between progress lines when stderr is not a terminal.", "5")
     :convert(config.number_converter("--progress-interval", 0, true))
@@ -66,8 +70,8 @@ function M.describe(cmd)
 
 
 Batch exit status: 0 when every row got a report (ready or no records); otherwise the code
-of the most serious unfinished row: 3 auth, 4 network, 5 API error or unknown order outcome,
-6 still pending (re-run to resume), 2 invalid rows skipped.]])
+of the most serious unfinished row: 7 unknown order outcome (may have been charged), 1 internal,
+3 auth, 8 ledger, 4 network, 5 API error, 6 still pending (re-run to resume), 2 invalid rows skipped.]])
 end
 
 local function money(n)
@@ -82,154 +86,248 @@ local function error_fields(err)
   }
 end
 
---- Runs the batch. ctx: client, rows (from csv.parse), journal, write_line(text), progress,
---- rate, max_wait, poll_interval, retry_unknown, max_active, now, say.
---- Returns the per-row results { [vin] = {status=, order_id=, error=} } and counters.
+local function is_unknown(err)
+  return type(err) == "table" and (err.order_outcome == "unknown" or err.kind == "unknown_outcome")
+end
+
+--- The ledger fields of a row.
+function M.fields(row)
+  return { vin = row.vin, engine_number = row.engine_number, plate_number = row.plate_number }
+end
+
+--- What the client will do for a row, from its ledger entry (read only): "order", "poll",
+--- "reuse" or "unknown". opts: reuse (seconds), fresh, retry_unknown, now (epoch seconds).
+function M.plan(entry, opts)
+  local state = entry and entry.state
+  if state == nil or state == "not_placed" then return "order" end
+  if FINAL[state] then
+    local age = (opts.now or os.time()) - (entry.updated_at or 0)
+    if not opts.fresh and (opts.reuse or 0) > 0 and age < opts.reuse then return "reuse" end
+    return "order"
+  end
+  if state == "placed" then return "poll" end
+  return opts.retry_unknown and "order" or "unknown"
+end
+
+--- Runs the batch. ctx: client, ledger, rows (from csv.parse), write_line(text) (optional: stream
+--- lines as rows finish), progress, rate, max_wait, poll_interval, reuse, fresh, retry_unknown,
+--- max_active, now, sleep, say, args. Returns the per-row results
+--- { [vin] = { status=, order_id=, error=, reused=, ordered= } }, the counters and the error
+--- that stopped ordering, if any.
 function M.execute(ctx)
-  local client, jr, rows = ctx.client, ctx.journal, ctx.rows
+  local client, L, rows = ctx.client, ctx.ledger, ctx.rows
   local settings = client:settings() -- its clock and retry schedule, so a 429 here backs off like one there
   local now = ctx.now or settings.now
-  local sched = client:scheduler()
+  local sleep = ctx.sleep or settings.sleep
   local say = ctx.say or output.say
-  local c = { done = 0, ordered = 0, pending = 0, failed = 0, unknown_new = 0, resumed = 0 }
+  local c = { done = 0, ordered = 0, pending = 0, failed = 0, unknown_new = 0, resumed = 0, reused = 0 }
   local results = {}
   local stop -- the error that stopped ordering
   local network_failures = 0
   local next_slot = now()
   local interval = 1 / ctx.rate
+  local retries = {} -- rate-limited rows waiting for their backoff: { row=, attempt=, at= }
+  local next_index, active = 1, 0
 
-  -- The token bucket (burst 1): each order takes the next free slot.
-  local function take_slot()
-    local t = now()
-    local slot = math.max(t, next_slot)
-    next_slot = slot + interval
-    if slot > t then scheduler.sleep(slot - t) end
-  end
-
-  -- Writes the row's line; keeps only a slim result (no report) so memory stays flat.
+  -- Writes the row's line (streaming) and keeps a slim result (no report) so memory stays flat.
   local function finish(row, r)
     r.line, r.input, r.vin = row.line, row.input, row.vin
     c.done = c.done + 1
-    if r.status ~= "ready" and r.status ~= "no_records" then c.failed = c.failed + 1 end
-    ctx.write_line(json.encode(r, { skip_keys = { raw = true } }))
-    results[row.vin] = { status = r.status, order_id = r.order_id,
-      error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome } }
+    if not FINAL[r.status] then c.failed = c.failed + 1 end
+    if ctx.write_line then ctx.write_line(json.encode(r, { skip_keys = { raw = true } })) end
+    results[row.vin] = { status = r.status, order_id = r.order_id, reused = r.reused, ordered = r.ordered,
+      error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome, message = r.error.message } }
   end
 
-  -- Places the order; returns order_id, or nil after finishing the row.
-  local function place(row)
-    for attempt = 1, RATE_LIMIT_RETRIES + 1 do
-      take_slot()
-      if stop then
-        finish(row, { status = "skipped", error = { kind = stop.kind,
-          message = "not ordered: ordering stopped after an earlier " .. tostring(stop.kind) .. " error" } })
-        return nil
-      end
-      local ok, jerr = jr:write{ event = "ordering", vin = row.vin, line = row.line }
-      if not ok then
-        stop = { kind = "journal", message = jerr }
-        say(output.PROGRAM .. ": " .. jerr .. "; no further orders are placed")
-        finish(row, { status = "failed", error = { kind = "journal", message = jerr } })
-        return nil
-      end
-      local order, err = client:create_order{ vin = row.vin, engine_number = row.engine_number,
-        plate_number = row.plate_number }
-      if order then
-        -- First thing: the order id goes to the journal.
-        ok, jerr = jr:write{ event = "ordered", vin = row.vin, order_id = order.order_id,
-          request_id = order.request_id }
-        c.ordered = c.ordered + 1
-        network_failures = 0
-        if not ok then
-          say(string.format("%s: ORDER PLACED for %s: order id %s, but %s; no further orders are placed",
-            output.PROGRAM, row.vin, order.order_id, jerr))
-          stop = { kind = "journal", message = jerr }
-        end
-        return order.order_id
-      end
-      local outcome = err.order_outcome == "unknown" and "unknown" or "not_placed"
-      jr:write{ event = "order_failed", vin = row.vin, kind = err.kind, message = err.message,
-        http_status = err.http_status, request_id = err.request_id, order_outcome = outcome }
-      if outcome == "unknown" then
-        c.unknown_new = c.unknown_new + 1
-        finish(row, { status = "unknown", error = error_fields(err) })
-        return nil
-      end
-      if err.kind == "network" then network_failures = network_failures + 1 end
-      if (STOP_KINDS[err.kind] or network_failures >= MAX_NETWORK_FAILURES) and not stop then
-        stop = err
-        say(output.PROGRAM .. ": " .. tostring(err) .. "; no further orders are placed")
-        local hint = hints.hint(err, ctx.args)
-        if hint then say("hint: " .. hint) end
-      end
-      if err.kind ~= "rate_limited" or attempt > RATE_LIMIT_RETRIES then
-        finish(row, { status = "failed", error = error_fields(err) })
-        return nil
-      end
-      scheduler.sleep(backoff.delay(attempt, settings.retry_base, settings.retry_max_delay, settings.random))
-    end
+  local function stop_ordering(err)
+    if stop then return end
+    stop = err
+    say(output.PROGRAM .. ": " .. tostring(err) .. "; no further orders are placed")
+    local hint = hints.hint(err, ctx.args)
+    if hint then say("hint: " .. hint) end
   end
 
-  local function process(row)
-    local plan, order_id = jr:plan(row.vin)
-    if plan == "unknown" and ctx.retry_unknown then plan = "order" end
-    if plan == "unknown" then
-      local s = jr.states[row.vin] or {}
-      finish(row, { status = "unknown", error = {
-        kind = s.last_error and s.last_error.kind or "unknown",
-        message = "an earlier run sent this order but never recorded an order id; it may have been charged",
-        order_outcome = "unknown" } })
-      return
-    end
-    if plan == "order" then
-      order_id = place(row)
-      if not order_id then return end
-    else
+  local function on_result(row, plan, attempt, report, err)
+    local ordered = plan == "order" and (report and not report.reused or (err and err.order_id)) and true or nil
+    if ordered then
+      c.ordered = c.ordered + 1
+      network_failures = 0
+    elseif plan == "poll" then
       c.resumed = c.resumed + 1
     end
-    c.pending = c.pending + 1
-    local report, err = client:wait_report(order_id, { poll_interval = ctx.poll_interval, max_wait = ctx.max_wait })
-    c.pending = c.pending - 1
     if report then
-      local s = jr.states[row.vin]
-      if not (s and s.state == "done" and s.status == report.status) then
-        jr:write{ event = "done", vin = row.vin, order_id = order_id, status = report.status }
-      end
-      finish(row, { status = report.status, order_id = order_id, report = report })
-    else
-      jr:write{ event = "report_failed", vin = row.vin, order_id = order_id, kind = err.kind,
-        message = err.message, http_status = err.http_status, request_id = err.request_id }
-      finish(row, { status = err.kind == "pending" and "pending" or "failed", order_id = order_id,
-        error = error_fields(err) })
+      if report.reused then c.reused = c.reused + 1 end
+      finish(row, { status = report.status, order_id = report.order_id, report = report,
+        reused = report.reused or nil, ordered = ordered })
+      return
+    end
+    if is_unknown(err) then
+      if err.kind ~= "unknown_outcome" then c.unknown_new = c.unknown_new + 1 end
+      finish(row, { status = "unknown", order_id = err.order_id, error = error_fields(err) })
+      return
+    end
+    if err.order_id then
+      if err.kind == "ledger" then stop_ordering(err) end
+      finish(row, { status = err.kind == "pending" and "pending" or "failed", order_id = err.order_id,
+        error = error_fields(err), ordered = ordered })
+      return
+    end
+    if err.kind == "network" then network_failures = network_failures + 1 end
+    if STOP_KINDS[err.kind] or network_failures >= MAX_NETWORK_FAILURES then stop_ordering(err) end
+    if err.kind == "rate_limited" and attempt <= RATE_LIMIT_RETRIES and not stop then
+      retries[#retries + 1] = { row = row, attempt = attempt + 1,
+        at = now() + backoff.delay(attempt, settings.retry_base, settings.retry_max_delay, settings.random) }
+      return
+    end
+    finish(row, { status = "failed", error = error_fields(err) })
+  end
+
+  local function start(row, plan, attempt)
+    active = active + 1
+    c.pending = active
+    local handle, err = client:start_query{
+      vin = row.vin, engine_number = row.engine_number, plate_number = row.plate_number,
+      poll_interval = ctx.poll_interval, max_wait = ctx.max_wait,
+      reuse = ctx.reuse, fresh = ctx.fresh or nil, retry_unknown = ctx.retry_unknown or nil,
+      on_done = function(h)
+        active = active - 1
+        c.pending = active
+        local failure = h:error()
+        if failure ~= nil then
+          -- A bug in a task: keep going with the others, report it.
+          say(output.PROGRAM .. ": internal error for line " .. tostring(row.line) .. ": "
+            .. tostring(failure):gsub("[\r\n].*$", ""))
+          finish(row, { status = "failed", error = { kind = "internal", message = tostring(failure) } })
+          return
+        end
+        local ok, problem = pcall(on_result, row, plan, attempt, h:result())
+        if not ok then
+          finish(row, { status = "failed", error = { kind = "internal", message = tostring(problem) } })
+        end
+      end,
+    }
+    if not handle then
+      active = active - 1
+      finish(row, { status = "failed", error = error_fields(err) })
     end
   end
 
-  local next_index, active = 1, 0
-  local function on_done(handle, row)
-    active = active - 1
-    local failure = handle:error()
-    if failure ~= nil then
-      -- A bug in a task: keep going with the others, report it.
-      say(output.PROGRAM .. ": internal error for line " .. tostring(row.line) .. ": "
-        .. tostring(failure):gsub("[\r\n].*$", ""))
-      if not results[row.vin] then
-        finish(row, { status = "failed", error = { kind = "internal", message = tostring(failure) } })
+  -- The next row to start, or nil and how long to wait for one.
+  local function next_row(t)
+    for i, r in ipairs(retries) do
+      if r.at <= t then
+        if t < next_slot then return nil, next_slot - t end
+        table.remove(retries, i)
+        return r.row, "order", r.attempt
       end
     end
+    if next_index > #rows then return nil end
+    local row = rows[next_index]
+    local entry, err = L:get(M.fields(row))
+    if err then
+      next_index = next_index + 1
+      stop_ordering(err)
+      finish(row, { status = "failed", error = error_fields(err) })
+      return next_row(t)
+    end
+    local plan = M.plan(entry, { reuse = ctx.reuse, fresh = ctx.fresh, retry_unknown = ctx.retry_unknown })
+    if plan == "order" then
+      if stop then
+        next_index = next_index + 1
+        finish(row, { status = "skipped", error = { kind = stop.kind,
+          message = "not ordered: ordering stopped after an earlier " .. tostring(stop.kind) .. " error" } })
+        return next_row(t)
+      end
+      if t < next_slot then return nil, next_slot - t end
+    end
+    next_index = next_index + 1
+    return row, plan, 1
   end
 
   while true do
-    while active < ctx.max_active and next_index <= #rows do
-      local row = rows[next_index]
-      next_index = next_index + 1
-      active = active + 1
-      sched:spawn(process, function(handle) on_done(handle, row) end, row)
+    local wait
+    while active < ctx.max_active do
+      local t = now()
+      local row, plan, attempt = next_row(t)
+      if not row then
+        wait = plan
+        break
+      end
+      if plan == "order" then next_slot = math.max(t, next_slot) + interval end
+      start(row, plan, attempt)
     end
-    if active == 0 and next_index > #rows then break end
-    sched:step(0.1)
+    if active == 0 and next_index > #rows and #retries == 0 then break end
+    local timeout = 0.1
+    if wait then timeout = math.min(timeout, wait) end
+    for _, r in ipairs(retries) do timeout = math.min(timeout, math.max(0, r.at - now())) end
+    if active > 0 then
+      client:step(timeout)
+    elseif timeout > 0 then
+      sleep(timeout)
+    end
     if ctx.progress then ctx.progress:tick(c) end
   end
   return results, c, stop
+end
+
+-- The status a row shows from its ledger entry alone (a row this run did not finish).
+local ENTRY_STATUS = { ready = "ready", no_records = "no_records", placed = "pending", unknown = "unknown",
+  intent = "unknown", not_placed = "failed" }
+
+--- One output line per input row: this run's result over the row's ledger entry, which
+--- supplies the order id and the stored report. Returns the JSON text.
+function M.line(row, result, entry)
+  local line = { line = row.line, vin = row.vin, input = row.input }
+  if result then
+    line.status, line.order_id, line.error, line.reused = result.status, result.order_id, result.error,
+      result.reused
+  elseif entry then
+    line.status = ENTRY_STATUS[entry.state] or "failed"
+    if type(entry.reason) == "table" and not FINAL[entry.state] then
+      line.error = { kind = entry.reason.kind, message = entry.reason.message,
+        order_outcome = (entry.state == "unknown" or entry.state == "intent") and "unknown" or nil }
+    end
+  else
+    line.status = "skipped"
+    line.error = { kind = "not_run", message = "not reached by this run: re-run to continue" }
+  end
+  if entry then
+    line.order_id = line.order_id or entry.order_id
+    if FINAL[line.status] and FINAL[entry.state] and type(entry.report) == "table" then line.report = entry.report end
+  end
+  return json.encode(line, { skip_keys = { raw = true } })
+end
+
+--- Writes every row's line to path through a temp file renamed over it: an interrupted
+--- write leaves the previous file whole. invalid: the invalid rows' lines first.
+function M.rebuild(path, L, parsed, results)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, "cannot write " .. tmp .. ": " .. tostring(err) end
+  local ok, werr = true, nil
+  local function put(text)
+    if ok then ok, werr = f:write(output.scrub(text), "\n") end
+  end
+  for _, bad in ipairs(parsed.invalid) do
+    put(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
+      error = { kind = "invalid_input", message = bad.error } })
+  end
+  for _, row in ipairs(parsed.rows) do
+    local entry = L:get(M.fields(row)) -- a read failure leaves this run's result alone
+    put(M.line(row, results[row.vin], entry))
+  end
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = nil, cerr end
+  if not ok then
+    os.remove(tmp)
+    return nil, "cannot write " .. tmp .. ": " .. tostring(werr)
+  end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then
+    os.remove(tmp)
+    return nil, "cannot replace " .. path .. ": " .. tostring(rerr)
+  end
+  return true
 end
 
 -- Exit status from the rows' outcomes (see the epilog).
@@ -247,7 +345,7 @@ function M.exit_status(rows, results, invalid_count)
     elseif r.status == "pending" then
       consider(exit.CODES.pending)
     elseif r.status == "unknown" then
-      consider(exit.CODES.api)
+      consider(exit.CODES.unknown)
     elseif r.status == "failed" or r.status == "skipped" then
       consider(r.error and r.error.kind and exit.code(r.error) or exit.CODES.api)
     end
@@ -289,6 +387,10 @@ function M.summary(say, parsed, results, c, ctx)
       say(string.format("  %-11s %6d%s", status, n, notes[status] and n > 0 and ("  " .. notes[status]) or ""))
     end
   end
+  if c.reused > 0 or c.resumed > 0 then
+    say(string.format("from the ledger: %d reports reused, %d placed orders polled (no new charge)",
+      c.reused, c.resumed))
+  end
   local unknown = {}
   for _, row in ipairs(parsed.rows) do
     local r = results[row.vin]
@@ -299,24 +401,56 @@ function M.summary(say, parsed, results, c, ctx)
       return string.format("line %d: %s", row.line, row.vin)
     end)
   local price = ctx.unit_price
-  say(string.format("spent this run: %d orders × %s = %s; journal total: %d orders = %s",
-    c.ordered, money(price), money(c.ordered * price), ctx.journal.orders, money(ctx.journal.orders * price)))
-  if c.unknown_new > 0 then
-    say(string.format("possibly charged as well: %d orders with an unknown outcome (up to %s)",
-      c.unknown_new, money(c.unknown_new * price)))
+  local stats = ctx.ledger:stats() or { orders = 0, by_state = {} }
+  say(string.format("spent this run: %d orders × %s = %s; ledger total: %d orders = %s",
+    c.ordered, money(price), money(c.ordered * price), stats.orders, money(stats.orders * price)))
+  if #unknown > 0 then
+    say(string.format("possibly charged as well: %d orders with an unknown outcome (up to %s; %d of them "
+      .. "this run)", #unknown, money(#unknown * price), c.unknown_new))
   end
 end
 
-local function open_output(path)
-  if not path or path == "-" then
-    return function(line) io.stdout:write(output.scrub(line), "\n") io.stdout:flush() end, function() end
+local function stdout_writer(line)
+  io.stdout:write(output.scrub(line), "\n")
+  io.stdout:flush()
+end
+
+-- The ledger for a dry run, read only: none (false) when the file does not exist yet.
+local function open_for_dry_run(args)
+  local path, err = config.ledger_path(args)
+  if not path then return nil, err end
+  local f = io.open(path, "rb")
+  if not f then return false, path end
+  f:close()
+  local L, lerr = ledger_lib.file(path)
+  if not L then return nil, lerr end
+  return L, path
+end
+
+-- The plan line: what the ledger says each row will do. L may be false (no ledger yet).
+local function say_plan(args, parsed, L, path)
+  local plan = { order = 0, poll = 0, reuse = 0, unknown = 0 }
+  for _, row in ipairs(parsed.rows) do
+    local entry, err
+    if L then entry, err = L:get(M.fields(row)) end
+    if err then return nil, err end
+    local p = M.plan(entry, { reuse = args.reuse, fresh = args.fresh, retry_unknown = args.retry_unknown })
+    plan[p] = plan[p] + 1
   end
-  local f, err = io.open(path, "wb")
-  if not f then return nil, "cannot write " .. path .. ": " .. tostring(err) end
-  return function(line)
-    f:write(output.scrub(line), "\n")
-    f:flush()
-  end, function() f:close() end
+  output.say(string.format("batch: %d VINs: %d to order (up to %s), %d placed orders to poll and %d reports "
+    .. "to reuse from the ledger %s, %d with an unknown outcome%s", #parsed.rows, plan.order,
+    money(plan.order * args.unit_price), plan.poll, plan.reuse, path, plan.unknown,
+    plan.unknown > 0 and " (not ordered again; see --retry-unknown)" or ""))
+  return true
+end
+
+local function dry_run(args, parsed)
+  local L, path = open_for_dry_run(args)
+  if L == nil then return hints.fail(path, args) end
+  local ok, err = say_plan(args, parsed, L, path)
+  if L then L:close() end
+  if not ok then return hints.fail(err, args) end
+  return exit.CODES.ok
 end
 
 function M.run(args)
@@ -334,40 +468,24 @@ function M.run(args)
     say(string.format("%s: %d invalid rows; nothing was ordered (--strict)", output.PROGRAM, #parsed.invalid))
     return exit.CODES.usage
   end
+  if args.dry_run then return dry_run(args, parsed) end
 
-  local path = args.journal or (args.input .. ".journal")
-  local lock, lerr = journal_lib.lock(path)
-  if not lock then return hints.fail(config.usage_error(lerr), args) end
-  local ok, result = pcall(M.run_locked, args, parsed, path, lock.pid)
-  journal_lib.unlock(lock)
+  local L, path = config.open_ledger(args)
+  if not L then return hints.fail(path, args) end
+  local ok, result = pcall(M.run_with_ledger, args, parsed, L, path)
+  L:close()
   if not ok then error(result, 0) end
   return result
 end
 
-function M.run_locked(args, parsed, path, pid)
+function M.run_with_ledger(args, parsed, L, path)
   local say = output.say
-  local jr, jerr = journal_lib.open(path)
-  if not jr then return hints.fail(config.usage_error(jerr), args) end
-  if jr.corrupt > 0 then
-    say(string.format("%s: ignored %d unreadable journal lines (a torn line after a crash is normal)",
-      path, jr.corrupt))
-  end
-
-  local plan = { order = 0, resume = 0, unknown = 0 }
-  for _, row in ipairs(parsed.rows) do
-    local p = jr:plan(row.vin)
-    if p == "unknown" and args.retry_unknown then p = "order" end
-    plan[p] = plan[p] + 1
-  end
-  say(string.format("batch: %d VINs: %d to order (up to %s), %d to resume from the journal, %d with an unknown "
-    .. "outcome%s", #parsed.rows, plan.order, money(plan.order * args.unit_price), plan.resume, plan.unknown,
-    plan.unknown > 0 and " (not ordered again; see --retry-unknown)" or ""))
-  if args.dry_run then return exit.CODES.ok end
-
+  local planned, perr = say_plan(args, parsed, L, path)
+  if not planned then return hints.fail(perr, args) end
   local core = require "maintenance_report.core"
   local progress = progress_lib.new{ total = #parsed.rows, tty = terminal.isatty(2), now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet }
-  local extra = { max_in_flight = args.concurrency }
+  local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path }
   if args.verbose then
     local printer = output.event_printer()
     extra.on_event = function(ev)
@@ -377,17 +495,19 @@ function M.run_locked(args, parsed, path, pid)
   end
   local client, cerr = config.client(args, extra)
   if not client then return hints.fail(cerr, args) end
-  local write_line, close_output = open_output(args.output)
-  if not write_line then return hints.fail(config.usage_error(close_output), args) end
-
-  local run_ok, run_err = jr:write{ event = "run", input = args.input, pid = pid }
-  if not run_ok then
-    close_output()
-    return hints.fail(config.usage_error(run_err), args)
-  end
-  for _, bad in ipairs(parsed.invalid) do
-    write_line(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
-      error = { kind = "invalid_input", message = bad.error } })
+  local to_file = args.output and args.output ~= "-"
+  if to_file then
+    -- Fail before any order when the output cannot be written at all.
+    local f, ferr = io.open(args.output .. ".tmp", "wb")
+    if not f then return hints.fail(config.usage_error("cannot write " .. args.output .. ": " .. tostring(ferr)),
+      args) end
+    f:close()
+    os.remove(args.output .. ".tmp")
+  else
+    for _, bad in ipairs(parsed.invalid) do
+      stdout_writer(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
+        error = { kind = "invalid_input", message = bad.error } })
+    end
   end
 
   local function say_clean(line)
@@ -395,24 +515,28 @@ function M.run_locked(args, parsed, path, pid)
     say(line)
   end
   local ctx = {
-    client = client, rows = parsed.rows, journal = jr, write_line = write_line, progress = progress,
-    rate = args.rate, max_wait = args.max_wait, poll_interval = args.poll_interval,
-    retry_unknown = args.retry_unknown, max_active = args.max_active, say = say_clean, args = args,
-    unit_price = args.unit_price,
+    client = client, ledger = L, rows = parsed.rows, write_line = not to_file and stdout_writer or nil,
+    progress = progress, rate = args.rate, max_wait = args.max_wait, poll_interval = args.poll_interval,
+    reuse = args.reuse, fresh = args.fresh, retry_unknown = args.retry_unknown, max_active = args.max_active,
+    say = say_clean, args = args, unit_price = args.unit_price,
   }
-  local results, counters, stopped
+  local results, counters, stopped = {}, nil, nil
   local ok, err = pcall(function() results, counters, stopped = M.execute(ctx) end)
-  close_output()
+  if to_file then
+    local written, werr = M.rebuild(args.output, L, parsed, results or {})
+    if not written then say(output.PROGRAM .. ": " .. werr .. "; every order id is in the ledger " .. path) end
+  end
   if not ok then
     progress:clear()
-    if tostring(err):find("interrupted!$") then
-      say(string.format("every order id so far is in the journal %s: re-run the same command to resume", path))
+    if exit.is_interrupt(err) then
+      say(string.format("every order id so far is in the ledger %s: re-run the same command to resume "
+        .. "(placed orders are polled, none is ordered twice)", path))
     end
     error(err, 0)
   end
   progress:finish(counters)
   M.summary(say, parsed, results, counters, ctx)
-  if stopped and stopped.kind ~= "journal" then
+  if stopped and stopped.kind ~= "ledger" then
     local hint = hints.hint(stopped, args)
     if hint then say("hint: " .. hint) end
   end

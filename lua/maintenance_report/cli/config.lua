@@ -15,7 +15,12 @@ config.ENV = {
   endpoint = "MAINTENANCE_REPORT_ENDPOINT",
   source = "MAINTENANCE_REPORT_SOURCE",
   cafile = "MAINTENANCE_REPORT_CAFILE",
+  ledger = "MAINTENANCE_REPORT_LEDGER",
 }
+
+-- The CLI reuses a final report for a day by default: a second query for the
+-- same vehicle the same day is almost always a mistake that would cost ¥17.
+config.DEFAULT_REUSE = "24h"
 
 --- A typed usage error (exit code 2: nothing was sent).
 function config.usage_error(message, fields)
@@ -92,6 +97,37 @@ function config.add_format_options(cmd)
   cmd:flag("--raw", "With --format json: include the vendor's response body as \"raw\".")
 end
 
+local UNITS = { s = 1, m = 60, h = 3600, d = 86400 }
+
+--- Seconds of a duration such as 24h, 90m, 3600s, 2d or 3600 (seconds); nil, message otherwise.
+function config.parse_duration(s, name)
+  local n, unit = tostring(s):match("^%s*(%d+%.?%d*)%s*([smhd]?)%s*$")
+  if not n then
+    return nil, ("%s must be a duration such as 24h, 90m or 3600s, got '%s'"):format(name or "duration", s)
+  end
+  return tonumber(n) * UNITS[unit ~= "" and unit or "s"]
+end
+
+--- --ledger on every command that may order; --reuse and --fresh where a stored report can
+--- stand in for a new order (opts.reuse); --retry-unknown where an order can be placed.
+function config.add_ledger_options(cmd, opts)
+  opts = opts or {}
+  cmd:option("--ledger", "Order ledger file (default: $" .. config.ENV.ledger
+    .. ", else $XDG_STATE_HOME/maintenance-report/ledger, else ~/.local/state/maintenance-report/ledger)."
+    .. " It records every order before and after it is sent.")
+    :argname("<file>")
+  if opts.reuse then
+    cmd:option("--reuse", "Reuse a final report from the ledger that is younger than this (no new order): "
+      .. "e.g. 24h, 90m, 3600s; 0 never reuses.", config.DEFAULT_REUSE)
+      :argname("<duration>"):convert(function(v) return config.parse_duration(v, "--reuse") end)
+    cmd:flag("--fresh", "Order a new report even if the ledger has a recent one (paid).")
+  end
+  if opts.retry_unknown ~= false then
+    cmd:flag("--retry-unknown", "Order again a vehicle whose earlier order has an unknown outcome "
+      .. "(it may have been charged already: check your orders first).")
+  end
+end
+
 ---------------------------------------------------------------------------
 -- Settings
 ---------------------------------------------------------------------------
@@ -149,6 +185,39 @@ function config.settings(args, getenv)
   return s
 end
 
+--- The ledger path: --ledger, else $MAINTENANCE_REPORT_LEDGER, else the XDG state directory.
+--- Returns the path or nil, err (kind invalid_input) when no home directory is known.
+function config.ledger_path(args, getenv)
+  getenv = getenv or os.getenv
+  local path = nonempty(args.ledger) or nonempty(getenv(config.ENV.ledger))
+  if path then return path end
+  local state = nonempty(getenv("XDG_STATE_HOME"))
+  if not state then
+    local home = nonempty(getenv("HOME"))
+    if not home then
+      return nil, usage_error("no place for the order ledger: set $HOME, $XDG_STATE_HOME or $"
+        .. config.ENV.ledger .. ", or pass --ledger FILE")
+    end
+    state = home .. "/.local/state"
+  end
+  return state .. "/maintenance-report/ledger"
+end
+
+--- The file ledger for the command (its directory created 0700): L, path or nil, err.
+function config.open_ledger(args, getenv)
+  local path, err = config.ledger_path(args, getenv)
+  if not path then return nil, err end
+  local dir = path:match("^(.*)/[^/]+$")
+  if dir and dir ~= "" and not os.rename(dir, dir) then
+    -- umask 077: every directory mkdir -p makes (the ledger's own included) is 0700.
+    os.execute("umask 077 && mkdir -p " .. require("maintenance_report.cli.terminal").shell_word(dir)
+      .. " 2>/dev/null")
+  end
+  local L, lerr = require("maintenance_report.ledger").file(path)
+  if not L then return nil, lerr end
+  return L, path
+end
+
 --- Client options from the settings and the command's flags; extra is merged in.
 function config.client_options(settings, args, extra)
   local o = { secret_id = settings.secret_id, secret_key = settings.secret_key }
@@ -159,11 +228,14 @@ function config.client_options(settings, args, extra)
   if args.poll_interval then o.first_poll_delay = math.min(1, args.poll_interval) end
   o.max_wait = args.max_wait
   if args.verbose then o.on_event = output.event_printer() end
-  for k, v in pairs(extra or {}) do o[k] = v end
+  for k, v in pairs(extra or {}) do
+    if k ~= "ledger_path" then o[k] = v end
+  end
   return o
 end
 
 --- A client for the command's flags and environment: client, nil, settings or nil, err.
+--- extra: client options over the flags' (ledger = L from config.open_ledger, and its ledger_path).
 function config.client(args, extra, getenv)
   local settings, err = config.settings(args, getenv)
   if not settings then return nil, err end
@@ -172,6 +244,7 @@ function config.client(args, extra, getenv)
     output.say(string.format("[config] endpoint %s, source %s, secret id %s, key from %s%s",
       opts.endpoint or mr.DEFAULT_ENDPOINT, opts.source or mr.DEFAULTS.source, settings.secret_id,
       settings.key_origin, opts.cafile and (", CA bundle " .. opts.cafile) or ""))
+    if extra and extra.ledger_path then output.say("[config] ledger " .. extra.ledger_path) end
   end
   local client, cerr = mr.new(opts)
   if not client then return nil, cerr end

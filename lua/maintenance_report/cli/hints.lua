@@ -40,6 +40,21 @@ function hints.hint(err, args)
   if err.hint then return err.hint end
   local msg = tostring(err.message or "")
   local kind = err.kind
+  if kind == "unknown_outcome" then
+    return "an earlier order for this vehicle may have been charged and has no order id: check your orders "
+      .. "in the API marketplace console; `" .. output.PROGRAM .. " ledger show VIN` has the details, and "
+      .. "--retry-unknown (or `ledger forget VIN --yes`) orders it again"
+  elseif kind == "ledger_busy" then
+    return "another process is ordering or polling this vehicle right now: wait for it, then run the "
+      .. "command again (it will poll that order or reuse its report, not order again)"
+  elseif kind == "ledger" and err.order_id then
+    return "order " .. tostring(err.order_id) .. " exists but the ledger could not record it: keep this id "
+      .. "(read the report free with: " .. resume_command(err.order_id, args) .. "); the ledger treats the "
+      .. "vehicle as unknown, so it is never ordered again by itself"
+  elseif kind == "ledger" then
+    return "nothing was sent; check the ledger file and its disk (`" .. output.PROGRAM .. " ledger check`), "
+      .. "or pass --ledger FILE"
+  end
   if err.order_outcome == "unknown" then
     return "the order may have been placed and charged: do NOT order this VIN again until you have checked "
       .. "your orders in the API marketplace console (quote the request id, if any, to the vendor)"

@@ -1,6 +1,10 @@
--- `maintenance-report order`: places one paid order and prints its id.
+-- `maintenance-report order`: places one paid order and prints its id,
+-- through the order ledger: a vehicle that already has a placed order gets
+-- that id back (no new charge); one whose earlier order has an unknown
+-- outcome is not ordered again (exit 7) unless --retry-unknown.
 local config = require "maintenance_report.cli.config"
 local exit = require "maintenance_report.cli.exit"
+local guard = require "maintenance_report.cli.guard"
 local hints = require "maintenance_report.cli.hints"
 local json = require "maintenance_report.json"
 local output = require "maintenance_report.cli.output"
@@ -11,25 +15,39 @@ local M = {}
 function M.describe(cmd)
   cmd:summary("Place one paid order for a VIN and print the order id.")
   cmd:description("Places ONE paid order (about ¥17) and prints the order id, or with --format json "
-    .. "the order as JSON. Read the report later with `maintenance-report report ORDER_ID --wait`.")
+    .. "the order as JSON. Read the report later with `maintenance-report report ORDER_ID --wait`. "
+    .. "If the order ledger already has a placed order for the vehicle, prints that id instead "
+    .. "(no new order).")
   config.add_order_options(cmd)
   cmd:option("--format", "Output format: text (the order id) or json.", "text"):choices{ "text", "json" }
   cmd:option("-o --output", "Write the output to FILE instead of stdout."):argname("<file>")
+  config.add_ledger_options(cmd)
   config.add_connection_options(cmd)
   cmd:epilog(exit.HELP)
 end
 
 function M.run(args)
-  local client, err = config.client(args)
+  local L, path = config.open_ledger(args)
+  if not L then return hints.fail(path, args) end
+  local ctx = { args = args, command = "order", ledger = L, ledger_path = path }
+  return guard.run(ctx, function() return M.place(args, L, path) end)
+end
+
+function M.place(args, L, path)
+  local client, err = config.client(args, { ledger = L, ledger_path = path })
   if not client then return hints.fail(err, args) end
   local order
   order, err = client:create_order{ vin = args.vin, engine_number = args.engine_number,
-    plate_number = args.plate_number }
+    plate_number = args.plate_number, retry_unknown = args.retry_unknown or nil }
   if not order then return hints.fail(err, args) end
+  if order.existing then
+    output.say(("%s: the ledger already has order %s for this vehicle: no new order was placed"):format(
+      output.PROGRAM, order.order_id))
+  end
   local content
   if args.format == "json" then
     content = json.encode({ order_id = order.order_id, code = order.code, message = order.message,
-      request_id = order.request_id }, { indent = "  " }) .. "\n"
+      request_id = order.request_id, existing = order.existing or nil }, { indent = "  " }) .. "\n"
   else
     content = order.order_id .. "\n"
   end
