@@ -45,9 +45,9 @@ $(FUZZ_DIR)/fuzz_sign: fuzz/fuzz_sign.c src/sign.c src/buf.c fuzz/fuzz_common.h 
 	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_sign.c src/sign.c src/buf.c -o $@ $(LUA54_LIB) $(LIBS)
 
 # fuzz_headers.c includes src/transfer.c, to reach its static set_header.
-$(FUZZ_DIR)/fuzz_headers: fuzz/fuzz_headers.c src/transfer.c src/sign.c src/buf.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
+$(FUZZ_DIR)/fuzz_headers: fuzz/fuzz_headers.c src/transfer.c src/sign.c src/buf.c src/signals.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_headers.c src/sign.c src/buf.c -o $@ $(LUA54_LIB) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_headers.c src/sign.c src/buf.c src/signals.c -o $@ $(LUA54_LIB) $(LIBS)
 
 $(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c src/json.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
 	@mkdir -p $(dir $@)

@@ -8,7 +8,6 @@
 local sandbox = require "maintenance_report_sandbox"
 local cli = require "helpers.cli_run"
 local ledger = require "maintenance_report.ledger"
-local core = require "maintenance_report.core"
 
 local spawn, finish = cli.spawn, cli.finish
 
@@ -65,20 +64,12 @@ describe("the order id on every way out of query and order", function()
   end)
 
   it("query prints the order id on SIGTERM after the order", function()
-    if not core.catch_signals then
-      pending("core.catch_signals is not in the C core yet: SIGTERM still kills the process outright")
-      return
-    end
     interrupt_placed_query("TERM", 2)
   end)
 
   for _, signal in ipairs{ "INT", "TERM" } do
     it("order says 'order outcome unknown' on SIG" .. signal .. " while the order is in flight, and a re-run "
       .. "does not order again", function()
-      if signal == "TERM" and not core.catch_signals then
-        pending("core.catch_signals is not in the C core yet")
-        return
-      end
       local vin = sandbox.scenario_vin("order_slow", signal == "INT" and 2 or 2.1)
       local path = cli.tmpdir() .. "/ledger"
       local p = spawn({ "order", "--vin", vin, "--ledger", path }, env)

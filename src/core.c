@@ -29,6 +29,7 @@ int luaopen_maintenance_report_core(lua_State *L)
     mr_json_register(L);
     mr_os_register(L);
     mr_normalize_register(L);
+    mr_signals_register(L);
     info = curl_version_info(CURLVERSION_NOW);
     lua_pushstring(L, info->version);
     lua_setfield(L, -2, "curl_version");

@@ -10,5 +10,6 @@ void mr_session_register(lua_State *L);
 void mr_json_register(lua_State *L); /* raises if lua-cjson is missing */
 void mr_os_register(lua_State *L);
 void mr_normalize_register(lua_State *L);
+void mr_signals_register(lua_State *L);
 
 #endif

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "signals.h"
 #include "session.h"
 
 static mr_transfer *take_idle(mr_session *s)
@@ -191,6 +192,8 @@ int mr_session_perform(lua_State *L, mr_session *s)
         mc = curl_multi_poll(s->multi, NULL, 0, ms, &numfds);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+        if (mr_signal_pending())
+            break; /* Lua raises "interrupted!" as soon as it runs again */
     }
     deliver(L, s);
     return 1;

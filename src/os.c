@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "signals.h"
 #include "core.h"
 #include "options.h"
 
@@ -41,7 +42,9 @@ static int l_sleep(lua_State *L)
         s = 1e9; /* (time_t)math.huge would be undefined; 1e9 s is 31 years */
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+    /* A signal core.catch_signals() caught ends the wait: a Ctrl-C must not
+       wait for a 30 s sleep to finish. */
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR && !mr_signal_pending())
         req = rem;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "compat.h"
 #include "options.h"
 #include "sign.h"
+#include "signals.h"
 
 mr_transfer *mr_transfer_new(void)
 {
@@ -57,6 +58,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     if (mr_buf_append(&t->head, data, n) != 0)
         return 0;
     return n;
+}
+
+/* A blocking transfer ends when core.catch_signals() caught a signal; the
+   result is an ordinary failure (may have been sent), then Lua raises. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)ud;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return mr_signal_pending();
 }
 
 static long to_ms(double seconds)
@@ -206,6 +219,8 @@ int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_confi
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout));
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->body.limit);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
     /* On a reused connection that dies unanswered, libcurl silently sends the
        request again: for a paid order that could buy twice. A fresh connection
        is never retried that way. */
