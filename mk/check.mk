@@ -20,7 +20,7 @@ $(ASAN_PRELOAD): tools/asan_preload.c mk/check.mk
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) -O2 $(WARN) $(DEFS) -fPIC -shared $< -o $@
 
-asan: deps $(ASAN_CORE) $(ASAN_PRELOAD)
+asan: deps $(ASAN_CORE) $(ASAN_PRELOAD) $(CORE54) $(PROC54)
 	ASAN_RUNTIME='$(ASAN_RUNTIME)' ASAN_PRELOAD='$(ASAN_PRELOAD)' sh tools/run-asan.sh
 
 # ---- valgrind memcheck over the core specs --------------------------------
@@ -28,7 +28,7 @@ VALGRIND_SPECS ?= spec/core_sign_spec.lua spec/core_http_spec.lua spec/scheduler
                   spec/normalize_spec.lua spec/normalize_edge_spec.lua spec/normalize_semantics_spec.lua \
                   spec/core_transport_facts_spec.lua spec/core_os_spec.lua
 
-valgrind: deps $(CORE54)
+valgrind: deps $(CORE54) $(PROC54)
 	sh tools/run-valgrind.sh $(VALGRIND_SPECS)
 
 # ---- libFuzzer targets ------------------------------------------------------

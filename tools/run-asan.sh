@@ -25,7 +25,7 @@ echo "== busted under $lua with AddressSanitizer + UBSan (build/asan)"
 start=$(date +%s)
 # shellcheck disable=SC2086
 LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;" \
-LUA_CPATH="$root/build/asan/?.so;;" \
+LUA_CPATH="$root/build/asan/?.so;$root/build/lua5.4/?.so;;" \
 MR_SPEC_LUA="$lua" \
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$log_dir/asan" \
 LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0" \
