@@ -118,7 +118,8 @@ describe("maintenance_report.json", function()
     package.path = saved
     assert(ok, example)
     -- this key order (not alphabetical) is this encoder's
-    assert.are.equal('{"error":{"order_id":"ORDER1","kind":"pending","message":"still pending"}}',
-      example.error_body("pending", "still pending", "ORDER1"))
+    assert.are.equal('{"error":{"order_id":"ORDER1","kind":"pending","message":"still pending",'
+      .. '"order_outcome":"placed"}}',
+      example.error_body{ kind = "pending", message = "still pending", order_id = "ORDER1" })
   end)
 end)

@@ -1,6 +1,6 @@
 -- The secret key never leaks: not in error messages, tostring(err), the error
 -- table itself, on_event output, nor in anything the CLI prints or writes
--- (stdout, stderr with --verbose, the batch journal and output, HTML reports),
+-- (stdout, stderr with --verbose, the order ledger, the batch output, HTML reports),
 -- for every fault of the fault matrix. To make leaks possible at all, the raw
 -- fault server quotes the key in every broken body, as a server reflecting it
 -- would. And: values with CR or LF never reach a header or a URL.
@@ -136,7 +136,7 @@ describe("secrets in CLI output", function()
     return out
   end
 
-  -- Every fault × subcommand: order, report --format html, query --format html, batch --journal.
+  -- Every fault × subcommand: order, report --format html, query --format html, batch (and its ledger).
   local function plan()
     for _, fault in ipairs(fm.FAULTS) do
       if fm.available(env, fault) then
@@ -165,8 +165,8 @@ describe("secrets in CLI output", function()
         f:write(so.vin, "\n")
         if sr.vin ~= so.vin then f:write(sr.vin, "\n") end
         f:close()
-        bj.journal = bj.prefix .. ".journal"
-        bj.args = args_of({ "batch", input, "--journal", bj.journal, "--verbose", "-o", bj.prefix .. ".jsonl",
+        bj.ledger = true
+        bj.args = args_of({ "batch", input, "--verbose", "-o", bj.prefix .. ".jsonl",
           "--progress-interval", "0.1" }, POLL, TIMEOUTS)
         -- A report fault that passes after one failure: the CLI retries the read and
         -- writes an HTML report, which must be clean too.
@@ -198,6 +198,8 @@ describe("secrets in CLI output", function()
         "export MAINTENANCE_REPORT_SECRET_ID=" .. quote(j.id),
         "export MAINTENANCE_REPORT_SECRET_KEY=" .. quote(j.key),
         "export MAINTENANCE_REPORT_ENDPOINT=" .. quote(j.endpoint),
+        -- each job its own ledger: never the user's, and no job sees another's orders
+        "export MAINTENANCE_REPORT_LEDGER=" .. quote(j.prefix .. ".ledger"),
         "unset MAINTENANCE_REPORT_SOURCE MAINTENANCE_REPORT_CAFILE",
         ("timeout 60 %s bin/maintenance-report %s >%s 2>%s </dev/null"):format(quote(LUA), table.concat(words, " "),
           quote(j.prefix .. ".out"), quote(j.prefix .. ".err")),
@@ -231,7 +233,7 @@ describe("secrets in CLI output", function()
 
   local function job_outputs(j)
     local outputs = {}
-    for _, ext in ipairs{ "out", "err", "html", "jsonl", "journal" } do
+    for _, ext in ipairs{ "out", "err", "html", "jsonl", "ledger" } do
       outputs[ext] = read(j.prefix .. "." .. ext)
     end
     return outputs, tonumber(read(j.prefix .. ".rc"))
@@ -270,7 +272,7 @@ describe("secrets in CLI output", function()
     assert.is_true(control_seen, "the control run did not show the echoed text: the scan proves nothing")
   end)
 
-  it("fail with a non-zero exit for every fault, and write a journal for every batch", function()
+  it("fail with a non-zero exit for every fault, and write the ledger for every batch", function()
     if not available then
       pending("CLI not available yet: bin/maintenance-report --help lacks query/order/report/batch")
       return
@@ -285,7 +287,7 @@ describe("secrets in CLI output", function()
       elseif rc == 0 then
         problems[#problems + 1] = j.name .. ": exit 0 despite the fault"
       end
-      if j.journal and (outputs.journal or "") == "" then problems[#problems + 1] = j.name .. ": no journal" end
+      if j.ledger and (outputs.ledger or "") == "" then problems[#problems + 1] = j.name .. ": no ledger" end
     end
     assert.are.same({}, problems)
   end)
