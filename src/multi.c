@@ -162,11 +162,16 @@ int mr_session_perform(lua_State *L, mr_session *s)
     double timeout = luaL_optnumber(L, 2, 0);
     struct timespec start, now;
     int running = 0;
+    mr_transfer *t;
     luaL_argcheck(L, timeout >= 0, 2, "timeout must not be negative");
     if (s->multi == NULL || s->running == 0) {
         lua_newtable(L);
         return 1;
     }
+    /* before_send hooks run inside curl_multi_perform, on this call's state:
+       the thread that submitted a transfer may be gone by now. */
+    for (t = s->inflight; t != NULL; t = t->next)
+        mr_transfer_enter(t, L);
     clock_gettime(CLOCK_MONOTONIC, &start);
     while (s->done == NULL && s->inflight != NULL) {
         double left;

@@ -23,6 +23,7 @@ mr_transfer *mr_transfer_new(void)
     }
     mr_buf_init(&t->body, 0);
     mr_buf_init(&t->head, 64 * 1024);
+    t->hook_ref = t->refusal_ref = LUA_NOREF;
     return t;
 }
 
@@ -58,6 +59,51 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     if (mr_buf_append(&t->head, data, n) != 0)
         return 0;
     return n;
+}
+
+/* The last moment before the request is written: the connection (and TLS)
+   stands. A paid order's intent is recorded here, so that a crash before it
+   leaves nothing recorded for a request that never left, and a crash after
+   it leaves "unknown". Nothing may raise through libcurl: the hook runs in a
+   protected call, and its refusal goes into a registry slot made at set-up. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    mr_transfer *t = ud;
+    lua_State *L = t->L;
+    int ok;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (t->hook_ref == LUA_NOREF || L == NULL)
+        return CURL_PREREQFUNC_OK;
+    if (!lua_checkstack(L, 3)) {
+        t->hook_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->hook_ref);
+    if (lua_pcall(L, 0, 2, 0) != 0) {
+        lua_rawseti(L, LUA_REGISTRYINDEX, t->refusal_ref); /* the error */
+        t->hook_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    ok = lua_toboolean(L, -2);
+    if (!ok) {
+        lua_rawseti(L, LUA_REGISTRYINDEX, t->refusal_ref); /* its second value */
+        lua_pop(L, 1);
+        t->hook_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    lua_pop(L, 2);
+    return CURL_PREREQFUNC_OK;
+}
+
+static void drop_hook(lua_State *L, mr_transfer *t)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, t->hook_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->refusal_ref);
+    t->hook_ref = t->refusal_ref = LUA_NOREF;
+    t->hook_refused = 0;
 }
 
 /* A blocking transfer ends when core.catch_signals() caught a signal; the
@@ -186,6 +232,18 @@ int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_confi
     lua_getfield(L, idx, "fresh_connect");
     fresh_connect = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    drop_hook(L, t);
+    t->L = L;
+    lua_getfield(L, idx, "before_send");
+    if (lua_isfunction(L, -1)) {
+        lua_pushboolean(L, 0);
+        t->refusal_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the slot, made now: no allocation later */
+        t->hook_ref = luaL_ref(L, LUA_REGISTRYINDEX);    /* pops the function */
+    } else {
+        if (!lua_isnil(L, -1))
+            luaL_error(L, "request option 'before_send' must be a function, got %s", luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
     if (url == NULL)
         luaL_error(L, "request option 'url' is required");
     if (!valid_url(url, url_len))
@@ -221,6 +279,10 @@ int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_confi
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
     SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+    if (t->hook_ref != LUA_NOREF) {
+        SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
+        SETOPT(CURLOPT_PREREQDATA, (void *)t);
+    }
     /* On a reused connection that dies unanswered, libcurl silently sends the
        request again: for a paid order that could buy twice. A fresh connection
        is never retried that way. */
@@ -391,6 +453,20 @@ static int reached_pretransfer(mr_transfer *t)
 int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc)
 {
     long status = 0;
+    if (t->hook_refused) {
+        /* before_send refused: libcurl wrote nothing of the request */
+        lua_pushnil(L);
+        lua_createtable(L, 0, 3);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->refusal_ref);
+        lua_setfield(L, -2, "not_sent_because");
+        lua_pushliteral(L, "the request was not sent: before_send refused it");
+        lua_setfield(L, -2, "message");
+        mr_push_integer(L, 0);
+        lua_setfield(L, -2, "request_bytes");
+        drop_hook(L, t);
+        return 2;
+    }
+    drop_hook(L, t);
     if (rc != CURLE_OK) {
         long request_bytes = 0;
         int too_large = t->too_large || rc == CURLE_FILESIZE_EXCEEDED, connected;

@@ -34,9 +34,21 @@ typedef struct mr_transfer {
     int too_large;
     CURLcode result; /* of a finished multi transfer not yet delivered to Lua */
     lua_Integer id;
+    /* req.before_send: called once the connection stands, right before the
+       request is written (CURLOPT_PREREQFUNCTION); a refusal stops it. */
+    lua_State *L;         /* the state of the current call into the core */
+    int hook_ref;         /* registry ref of the function, or LUA_NOREF */
+    int refusal_ref;      /* registry slot for what a refusing hook returned */
+    int hook_refused;
     struct mr_transfer *next; /* idle, in-flight or done list */
     char errbuf[CURL_ERROR_SIZE];
 } mr_transfer;
+
+/* Points the transfer's before_send hook at the state now calling the core. */
+static inline void mr_transfer_enter(mr_transfer *t, lua_State *L)
+{
+    t->L = L;
+}
 
 /* Why a request was not started: C's own refusal (code CURLE_OK), or libcurl's. */
 typedef struct {

@@ -248,9 +248,11 @@ end
 local function request(st, req, before_send)
   local sched = st.scheduler
   if sched and sched:running() then return sched:request(req, before_send) end
-  if before_send then
+  if before_send and st.o.transport.before_send then
+    req.before_send = before_send -- the transport calls it once connected
+  elseif before_send then
     local ok, err = before_send()
-    if not ok then return nil, err end
+    if not ok then return nil, { not_sent_because = err, request_bytes = 0 } end
   end
   return st.o.transport:request(req)
 end
@@ -276,8 +278,13 @@ local function exchange(st, op, path, params, attempt, before_send)
   local decoded, err, request_id
   if resp then
     decoded, err, request_id = interpret(st, resp)
-  elseif type(terr) == "table" and terr.not_sent_because then
-    err = terr.not_sent_because -- before_send refused: nothing was handed to the transport
+  elseif type(terr) == "table" and terr.not_sent_because ~= nil then
+    -- before_send refused (the ledger could not record the intent): nothing was written
+    err = terr.not_sent_because
+    if not errors.is(err) then
+      err = fail(st, "ledger", "the order's intent could not be recorded: " .. tostring(err),
+        { order_outcome = "not_placed" })
+    end
   else
     local t = classify.transport(terr)
     err = fail(st, t.kind, t.message, {
@@ -430,7 +437,7 @@ local function place(st, params, claim)
     local ok, err = claim:intent()
     if not ok then
       local _, lerr = ledger_failure(st, err, { order_outcome = "not_placed" })
-      return nil, { not_sent_because = lerr }
+      return nil, lerr
     end
     intent_written = true
     return true

@@ -5,6 +5,9 @@
 --                     max_body=, fresh_connect=}
 --   fresh_connect=true (set for paid orders): use a new connection, never a pooled one,
 --   and never resend the request by itself.
+--   before_send (a paid order's, only when transport.before_send is true): call it once
+--   the connection stands, right before writing the request; if it returns nil, err,
+--   write nothing and fail with { not_sent_because = err, request_bytes = 0 }.
 --     → {status=number, headers={lowercase-name=value}, body=string, time=, reused=}
 --     or nil, facts (below), passed on unchanged; classify.lua decides kind and sent.
 --   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id | nil, facts,
@@ -15,6 +18,7 @@
 --     message = libcurl's error text,
 --     request_bytes = integer, request bytes written (0: none left this process),
 --     connected = boolean, a TCP connection was established (or reused),
+--     pretransfer = boolean, libcurl reached the point where the request starts out,
 --     too_large = boolean, the body went over max_body (or Content-Length announced that),
 --     status = integer, only when a status line was parsed,
 --     time = seconds spent, reused = boolean, the connection was a pooled one }
@@ -25,6 +29,10 @@ local core = require "maintenance_report.core"
 
 local CurlTransport = {}
 CurlTransport.__index = CurlTransport
+
+-- req.before_send is called by the C core itself, once the connection (and
+-- TLS) stands, right before the request is written (CURLOPT_PREREQFUNCTION).
+CurlTransport.before_send = true
 
 local function new(opts)
   local session = core.session{

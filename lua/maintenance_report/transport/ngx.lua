@@ -65,6 +65,9 @@ end
 local Transport = {}
 Transport.__index = Transport
 
+-- req.before_send is called here, once connected, right before the request is written.
+Transport.before_send = true
+
 --- opts: timeout, connect_timeout, max_body, insecure, user_agent, keepalive_timeout,
 --- keepalive_pool. cafile/capath cannot apply to cosockets and are refused.
 function M.new(opts)
@@ -296,6 +299,16 @@ function Transport:request(req)
     end
   end
 
+  -- A paid order's intent is recorded now that the connection stands, right
+  -- before the first byte is written.
+  if req.before_send then
+    local recorded, refusal = req.before_send()
+    if not recorded then
+      sock:close()
+      return nil, { not_sent_because = refusal, request_bytes = 0,
+        message = "the request was not sent: before_send refused it" }
+    end
+  end
   local resp, kind_or_keepalive, message, request_bytes = exchange(sock, head, deadline, max_body,
     self.max_header_bytes)
   if not resp then
