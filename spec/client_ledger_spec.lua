@@ -191,6 +191,19 @@ describe("the client's ledger", function()
   end)
 end)
 
+describe("the intent of an order over libcurl", function()
+  it("is recorded only once a connection stands: a refused connection leaves nothing behind", function()
+    local L = ledger.memory()
+    local c = assert(mr.new{ secret_id = "AKIDtest", secret_key = SECRET, endpoint = "http://127.0.0.1:1/release",
+      ledger = L, retries = 0, connect_timeout = 1 })
+    local _, err = c:create_order{ vin = VIN }
+    assert.are.equal("not_placed", err.order_outcome)
+    -- the prereq hook never ran: no intent, so nothing to call unknown after a crash
+    assert.is_nil(L:get{ vin = VIN })
+    c:close()
+  end)
+end)
+
 -- Two processes on one file ledger, against the sandbox.
 describe("the file ledger across processes", function()
   local sandbox = require "maintenance_report_sandbox"
