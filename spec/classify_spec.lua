@@ -3,13 +3,7 @@
 local classify = require "maintenance_report.classify"
 local errors = require "maintenance_report.errors"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("helpers.shell").read_file
 
 -- CURLE_* name → value, by counting the enumerators of CURLcode in curl.h.
 local function curl_codes()

@@ -8,12 +8,7 @@ local SECRET = "sk-options-spec-secret-77"
 local ORDER_ID = "0123456789abcdef0123456789abcdef"
 
 local function new_client(steps, extra)
-  local transport = fake.transport(steps or {})
-  local clock = fake.clock()
-  local opts = { secret_id = "AKIDtest", secret_key = SECRET, endpoint = "http://127.0.0.1:9/release",
-    transport = transport, sleep = clock.sleep, now = clock.now, random = function() return 0.5 end }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return assert(mr.new(opts)), transport, clock
+  return fake.client(SECRET, steps, extra)
 end
 
 local function base_opts(extra)

@@ -6,12 +6,7 @@ local VIN = "1G4AH59H45G118341" -- a published VIN with a valid check digit
 local SECRET = "sk-THE-SECRET-KEY-42"
 
 local function new_client(steps, extra)
-  local transport = fake.transport(steps)
-  local clock = fake.clock()
-  local opts = { secret_id = "AKIDtest", secret_key = SECRET, endpoint = "http://127.0.0.1:9/release",
-    transport = transport, sleep = clock.sleep, now = clock.now, random = function() return 0.5 end }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return assert(mr.new(opts)), transport, clock
+  return fake.client(SECRET, steps, extra)
 end
 
 local function order_ok()

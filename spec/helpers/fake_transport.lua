@@ -32,6 +32,17 @@ function fake.clock()
   return clock
 end
 
+--- A client on a scripted transport and a virtual clock (random fixed at 0.5):
+--- client, transport, clock. extra: options over these.
+function fake.client(secret, steps, extra)
+  local transport = fake.transport(steps or {})
+  local clock = fake.clock()
+  local opts = { secret_id = "AKIDtest", secret_key = secret, endpoint = "http://127.0.0.1:9/release",
+    transport = transport, sleep = clock.sleep, now = clock.now, random = function() return 0.5 end }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(require("maintenance_report").new(opts)), transport, clock
+end
+
 function fake.json_message(status, message)
   return { status = status, body = '{"message":"' .. message .. '"}' }
 end
