@@ -136,6 +136,22 @@ describe("the client's ledger", function()
     assert.are.equal(1, orders_sent(transport))
   end)
 
+  it("records an unknown outcome even when the transport failed before it asked for the intent", function()
+    local sent = 0
+    local transport = { before_send = true } -- says it calls before_send, but fails before that
+    function transport.request()
+      sent = sent + 1
+      return nil, { kind = "network", message = "connection reset" } -- no byte count: may have left
+    end
+    local c = assert(mr.new{ secret_id = "AKIDtest", secret_key = SECRET, transport = transport, retries = 0 })
+    local _, err = c:query{ vin = VIN }
+    assert.are.equal("unknown", err.order_outcome)
+    assert.are.equal("unknown", c:ledger():get{ vin = VIN }.state)
+    local _, again = c:query{ vin = VIN }
+    assert.are.equal("unknown_outcome", again.kind)
+    assert.are.equal(1, sent)
+  end)
+
   it("places one order for two concurrent start_query calls for one vehicle", function()
     local transport, next_id, done = { requests = {} }, 0, {}
     function transport.request() error("no blocking request expected") end

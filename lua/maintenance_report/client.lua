@@ -453,8 +453,12 @@ local function place(st, params, claim)
     end
     return order
   end
-  if intent_written then
-    if err.order_outcome == "unknown" then claim:unknown(err) else claim:not_placed(err) end
+  if err.order_outcome == "unknown" then
+    -- Unknown stays unknown everywhere: recorded even when the failure came
+    -- before the transport called for the intent.
+    if intent_written or record_intent() then claim:unknown(err) end
+  elseif intent_written then
+    claim:not_placed(err)
   end
   return nil, err
 end
