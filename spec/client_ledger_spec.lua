@@ -122,7 +122,7 @@ describe("the client's ledger", function()
     local cas, writes = store.cas, 0
     store.cas = function(...)
       writes = writes + 1
-      if writes == 2 then return nil, "disk full" end -- the intent lands, the order id does not
+      if writes == 3 then return nil, "disk full" end -- the intent and its arming land, the order id not
       return cas(...)
     end
     local c, transport = new_client({ order_ok() }, { ledger = L })
@@ -203,15 +203,37 @@ describe("the client's ledger", function()
 end)
 
 describe("the intent of an order over libcurl", function()
-  it("is recorded only once a connection stands: a refused connection leaves nothing behind", function()
+  it("is armed only once a connection stands: a refused connection leaves it unarmed, not placed", function()
     local L = ledger.memory()
     local c = assert(mr.new{ secret_id = "AKIDtest", secret_key = SECRET, endpoint = "http://127.0.0.1:1/release",
       ledger = L, retries = 0, connect_timeout = 1 })
     local _, err = c:create_order{ vin = VIN }
     assert.are.equal("not_placed", err.order_outcome)
-    -- the prereq hook never ran: no intent, so nothing to call unknown after a crash
-    assert.is_nil(L:get{ vin = VIN })
+    -- libcurl's prereq callback never ran: never armed, so a crash here would read as not placed
+    local entry = assert(L:get{ vin = VIN })
+    assert.are.equal("not_placed", entry.state)
+    assert.is_nil(entry.armed)
     c:close()
+  end)
+
+  it("is armed after the connection stands and before the first byte, against the sandbox", function()
+    local sandbox = require "maintenance_report_sandbox"
+    local sb = assert(sandbox.start{ pending_polls = 5 })
+    local vin = "WBAXW1104J0X16755"
+    local L = ledger.memory()
+    local cas = L.store.cas
+    local orders_at = {} -- the sandbox's order count when each record was written
+    L.store.cas = function(store, key, token, version, entry, opts)
+      local state = entry.armed and "armed" or entry.state
+      orders_at[state] = sb:stats().orders_by_vin[vin] or 0
+      return cas(store, key, token, version, entry, opts)
+    end
+    local c = assert(mr.new{ secret_id = sb.secret_id, secret_key = sb.secret_key, endpoint = sb.base_url,
+      ledger = L, max_wait = 0 })
+    local _, err = c:query{ vin = vin }
+    sb:stop()
+    assert.are.equal("pending", err.kind)
+    assert.are.same({ intent = 0, armed = 0, placed = 1 }, orders_at)
   end)
 end)
 

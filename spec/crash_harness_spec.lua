@@ -147,15 +147,16 @@ describe("crash harness", function()
       .. "%d ordered, %d orders at the server; duplicates %d, order ids lost %d, unknown %d "
       .. "(of which the server never saw the order: %d)\n"):format(SEED, runs, by_kind.query, by_kind.batch,
       kills, #pool, ordered, stats.orders, duplicates, lost, unknown, false_unknown))
-    -- The money rule holds whatever the moment of the kill: no second order.
+    -- The money rule holds whatever the moment of the kill: no second order,
+    -- and "unknown" only where the request had been armed, i.e. was about to
+    -- be written or written.
     assert.are.equal(0, duplicates, table.concat(problems, "\n"))
-    -- Two windows cannot be closed by the client, and are measured instead:
-    -- a kill after the answer arrived and before its id was written loses the
-    -- id (the vehicle stays unknown, never re-ordered); a kill while the
-    -- intent's fsync runs leaves it recorded for a request not yet sent (also
-    -- unknown). Both must stay rare; README "The order ledger" states them.
+    assert.are.equal(0, false_unknown, table.concat(problems, "\n"))
+    -- One window no client can close is measured instead: a kill after the
+    -- answer arrived and before its id was written (a millisecond or two of
+    -- locking and writing) loses the id; the vehicle stays unknown, is never
+    -- re-ordered, and the id is in the vendor's console. README says so.
     assert.is_true(lost <= KILLS / 10, table.concat(problems, "\n"))
-    assert.is_true(false_unknown <= KILLS / 5, table.concat(problems, "\n"))
     -- every vehicle ended with a report or a recorded unknown outcome
     assert.are.equal(#pool, ordered + false_unknown, table.concat(problems, "\n"))
     for _, vin in ipairs(pool) do

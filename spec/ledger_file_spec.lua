@@ -125,7 +125,7 @@ describe("file ledger", function()
       assert.are.same({ "placed", "RACE-1" }, { entry.state, entry.order_id })
     end)
 
-    for _, stage in ipairs{ "intent", "placed" } do
+    for _, stage in ipairs{ "intent", "armed", "placed" } do
       it("frees the key at once when a holder is SIGKILLed after writing " .. stage, function()
         local child = assert(io.popen(("%s spec/helpers/ledger_child.lua hold %s %s 2>&1"):format(LUA, q(path), stage)))
         local line = child:read("*l")
@@ -138,7 +138,10 @@ describe("file ledger", function()
         shell.run("kill -9 " .. pid)
         child:close()
         d = assert(L:begin(VEHICLE))
-        if stage == "intent" then
+        if stage == "intent" then -- killed before arming: the request never left
+          assert.are.same({ "order", "not_placed" }, { d.action, d.claim.entry.state })
+          d.claim:release()
+        elseif stage == "armed" then
           assert.are.same({ "unknown", "unknown" }, { d.action, d.entry.state })
         else
           assert.are.same({ "poll", "KILL-1" }, { d.action, d.order_id })

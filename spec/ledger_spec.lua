@@ -111,10 +111,32 @@ describe("ledger:begin", function()
     d.claim:release()
   end)
 
-  it("reads an intent whose writer let go of the claim as unknown, and records that", function()
+  it("reads an unarmed intent of this boot whose writer is gone as not placed: the request never left", function()
     local L = virtual()
     local d = assert(L:begin(VEHICLE))
     assert(d.claim:intent())
+    d.claim:release() -- gone before arming, that is, before the request's first byte
+    d = assert(L:begin(VEHICLE))
+    assert.are.equal("order", d.action)
+    assert.are.equal("not_placed", d.claim.entry.state)
+    d.claim:release()
+  end)
+
+  it("reads an unarmed intent from another boot of the machine as unknown (an unsynced arm may be lost)", function()
+    local L = virtual()
+    local d = assert(L:begin(VEHICLE))
+    assert(d.claim:intent())
+    d.claim:release()
+    L.store.entries[ledger.key(VEHICLE)].boot_id = "another-boot"
+    d = assert(L:begin(VEHICLE))
+    assert.are.same({ "unknown", "unknown" }, { d.action, d.entry.state })
+  end)
+
+  it("reads an armed intent whose writer let go of the claim as unknown, and records that", function()
+    local L = virtual()
+    local d = assert(L:begin(VEHICLE))
+    assert(d.claim:intent())
+    assert(d.claim:arm())
     d.claim:release() -- the writer is gone without an outcome
     d = assert(L:begin(VEHICLE, { reuse = 1e6, fresh = false }))
     assert.are.same({ "unknown", "unknown" }, { d.action, d.entry.state })

@@ -503,21 +503,6 @@ describe("scheduler foreign yields", function()
 end)
 
 describe("scheduler before_send", function()
-  it("leaves the hook to a transport that calls it itself", function()
-    local world = virtual_world()
-    world.transport.before_send = true
-    local s = new_scheduler(world, 1)
-    local hook = function() return true end
-    local ran = false
-    local h = s:spawn(function() return s:request({ url = "a" }, function() ran = true return true end) end)
-    s:spawn(function() return s:request({ url = "b" }, hook) end)
-    s:run()
-    assert.is_false(ran) -- this fake transport never calls it: the scheduler did not either
-    assert.is_function(world.submitted[1].before_send)
-    assert.are.equal(hook, world.submitted[2].before_send)
-    assert.truthy(h:result())
-  end)
-
   it("runs once a slot is free, right before the request is handed to the transport", function()
     local world = virtual_world()
     local s = new_scheduler(world, 1)

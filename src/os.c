@@ -49,12 +49,15 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
-/* append_durable(path, data) → true | nil, err. Written and fsync'd before it returns. */
+/* append_durable(path, data [, sync]) → true | nil, err. Written, and fsync'd
+   before it returns unless sync is false: a record that must only survive the
+   process (page-cache data outlives a SIGKILL), not the machine. */
 static int l_append_durable(lua_State *L)
 {
     size_t len, done = 0;
     const char *path = mr_check_text(L, 1, NULL);
     const char *data = luaL_checklstring(L, 2, &len);
+    int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return push_errno(L, path);
@@ -70,7 +73,7 @@ static int l_append_durable(lua_State *L)
         }
         done += (size_t)n;
     }
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -243,15 +243,29 @@ end
 
 -- Inside a task of this client's scheduler, I/O yields to it; anywhere else
 -- (including another client's task) it blocks on this client's own transport.
--- before_send (optional) runs right before the request is handed to the
--- transport: in a task, once the scheduler has a free slot for it.
-local function request(st, req, before_send)
+-- hooks (a paid order's, optional): hooks.slot() once a transport slot is free
+-- (in a task, when the scheduler hands the request over), hooks.send() at the
+-- last moment before the first byte: called by a transport that says it can
+-- (transport.before_send), else right after slot(). Either may refuse with
+-- nil, err: then nothing is sent.
+local function request(st, req, hooks)
+  local on_slot
+  if hooks then
+    if st.o.transport.before_send then
+      req.before_send = hooks.send
+      on_slot = hooks.slot
+    else
+      on_slot = function()
+        local ok, err = hooks.slot()
+        if not ok then return nil, err end
+        return hooks.send()
+      end
+    end
+  end
   local sched = st.scheduler
-  if sched and sched:running() then return sched:request(req, before_send) end
-  if before_send and st.o.transport.before_send then
-    req.before_send = before_send -- the transport calls it once connected
-  elseif before_send then
-    local ok, err = before_send()
+  if sched and sched:running() then return sched:request(req, on_slot) end
+  if on_slot then
+    local ok, err = on_slot()
     if not ok then return nil, { not_sent_because = err, request_bytes = 0 } end
   end
   return st.o.transport:request(req)
@@ -266,7 +280,7 @@ end
 -- One signed GET. Returns the decoded envelope, nil, the request id; or nil, err.
 -- Orders always go out on a new connection: on a reused one that dies
 -- unanswered, libcurl would silently send the request again and buy twice.
-local function exchange(st, op, path, params, attempt, before_send)
+local function exchange(st, op, path, params, attempt, hooks)
   local o = st.o
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
@@ -274,7 +288,7 @@ local function exchange(st, op, path, params, attempt, before_send)
     method = "GET", url = url, headers = st.signer:sign(),
     timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
     fresh_connect = op == "create_order",
-  }, before_send)
+  }, hooks)
   local decoded, err, request_id
   if resp then
     decoded, err, request_id = interpret(st, resp)
@@ -366,11 +380,11 @@ local function order_failure(err)
   return nil, err
 end
 
-local function create_order(st, params, before_send)
+local function create_order(st, params, hooks)
   local attempt = 1
   while true do
     local decoded, err, request_id = exchange(st, "create_order", defaults.ORDER_PATH, params, attempt,
-      before_send)
+      hooks)
     if decoded then
       local order
       order, err = parse_order(st, decoded, request_id)
@@ -427,22 +441,29 @@ local function begin(st, params, args)
   return decision
 end
 
--- Places the order under an "order" claim: the intent is recorded right before
--- the request is written (once a transport slot is free), the order id the
--- moment it arrives, and a failure as unknown or not placed.
+-- Places the order under an "order" claim: the intent is recorded durably once
+-- a transport slot is free, armed at the last moment before the request's first
+-- byte (once the connection stands), the order id the moment it arrives, and a
+-- failure as unknown or not placed.
 local function place(st, params, claim)
   local intent_written = false
+  local function refused(err)
+    local _, lerr = ledger_failure(st, err, { order_outcome = "not_placed" })
+    return nil, lerr
+  end
   local function record_intent()
     if intent_written then return true end
     local ok, err = claim:intent()
-    if not ok then
-      local _, lerr = ledger_failure(st, err, { order_outcome = "not_placed" })
-      return nil, lerr
-    end
+    if not ok then return refused(err) end
     intent_written = true
     return true
   end
-  local order, err = create_order(st, params, record_intent)
+  local function arm()
+    local ok, err = claim:arm()
+    if not ok then return refused(err) end
+    return true
+  end
+  local order, err = create_order(st, params, { slot = record_intent, send = arm })
   if order then
     local ok, lerr = claim:placed(order.order_id, order.request_id)
     if not ok then
@@ -455,8 +476,8 @@ local function place(st, params, claim)
   end
   if err.order_outcome == "unknown" then
     -- Unknown stays unknown everywhere: recorded even when the failure came
-    -- before the transport called for the intent.
-    if intent_written or record_intent() then claim:unknown(err) end
+    -- before the transport asked for the intent or its arming.
+    if (intent_written or record_intent()) and arm() then claim:unknown(err) end
   elseif intent_written then
     claim:not_placed(err)
   end

@@ -16,7 +16,8 @@
 --                                                                  this call waited for its claim
 --     { action = "unknown", entry = }                          an earlier order may have been charged
 --     nil, err   err.kind "ledger" (store failed or damaged) | "ledger_busy" (held past `wait`)
---   C:intent() C:placed(order_id, request_id) C:unknown(err) C:not_placed(err) C:final(status, report)
+--   C:intent() C:arm() C:placed(order_id, request_id) C:unknown(err) C:not_placed(err) C:final(status, report)
+--     intent: durable, once a transport slot is free; arm: right before the first request byte
 --     → true | nil, err (kind "ledger"; err.order_id set when an order id could not be recorded)
 --   C:refresh() → true | nil, err;  C:release() → true (always call it, also after errors)
 --   L:get(fields_or_key) → entry | nil | nil, err;  L:list() → entries (by updated_at) | nil, err
@@ -26,9 +27,11 @@
 -- Entry states: intent (about to send the paid request), placed (order id
 -- known), ready / no_records (final, report stored), unknown (may have been
 -- charged, no id), not_placed (provably not bought; reason says why).
--- Safety rests on the intent record, not on claims: an intent whose writer
--- is gone is unknown, never a free key, so an expired or dropped claim can
--- at worst make a key unknown; it can never let a second order through.
+-- Safety rests on the intent record, not on claims: an armed intent whose
+-- writer is gone is unknown, never a free key, so an expired or dropped claim
+-- can at worst make a key unknown; it can never let a second order through.
+-- An intent is armed right before its request's first byte is written, so an
+-- unarmed one (on the same boot) is a request that never left.
 local options = require "maintenance_report.options"
 local util = require "maintenance_report.ledger.util"
 
@@ -44,6 +47,7 @@ ledger.STATES = {
 }
 
 local FINAL = { ready = true, no_records = true }
+local NOT_SYNCED = { sync = false }
 local DEFAULT_CLAIM_TTL = 600
 
 ---------------------------------------------------------------------------
@@ -99,7 +103,8 @@ function Claim:check_state(method, allowed)
 end
 
 -- Writes the next entry: refreshes the claim (a shm ttl), then compare-and-swaps.
-function Claim:write(changes, order_id)
+-- sync = false: written so that it outlives the process, not fsync'd.
+function Claim:write(changes, order_id, sync)
   local L = self.ledger
   local now = L.now()
   local previous = self.entry or {}
@@ -118,7 +123,8 @@ function Claim:write(changes, order_id)
   local held, err = L.store:claim(self.key, self.token, L.claim_ttl)
   if held == nil then return fail("cannot refresh the claim: " .. tostring(err)) end
   if not held then return fail("the claim was lost to another holder; the entry was not written") end
-  local ok, current = L.store:cas(self.key, self.token, previous.version, entry)
+  local ok, current = L.store:cas(self.key, self.token, previous.version, entry,
+    sync == false and NOT_SYNCED or nil)
   if ok == nil then return fail("cannot write the ledger: " .. tostring(current)) end
   if not ok then return fail("the ledger entry changed under this claim; it was not written") end
   self.entry = entry
@@ -131,8 +137,25 @@ function Claim:intent()
   if self.intent_written then error("claim:intent: already called", 2) end
   if self.released then error("claim:intent: the claim was released", 2) end
   local ok, err = self:write{ state = "intent", created_at = self.ledger.now(), order_id = false,
-    request_id = false, placed_at = false, report = false, reason = false }
+    request_id = false, placed_at = false, report = false, reason = false, armed = false,
+    boot_id = util.boot_id() or false }
   if ok then self.intent_written = true end
+  return ok, err
+end
+
+--- After intent(), at the last moment before the request's first byte is
+--- written (once the connection stands): marks the intent "armed". An intent
+--- found unarmed, on the same boot of the machine, proves that its process
+--- died before sending, so it is not placed; armed, it is unknown. Written
+--- without fsync (page-cache data outlives the process; after a reboot the
+--- boot id differs and an unarmed intent counts as unknown), so the moment
+--- between it and the send is a write() call, not an fsync.
+function Claim:arm()
+  if not self.intent_written then error("claim:arm: intent() first", 2) end
+  if self.armed then return true end
+  self:check_state("arm", { intent = true })
+  local ok, err = self:write({ state = "intent", armed = true }, nil, false)
+  if ok then self.armed = true end
   return ok, err
 end
 
@@ -333,7 +356,17 @@ function Ledger:decide(claim, entry, opts, joined)
     return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim }
   end
   if state == "intent" then
-    -- This claim is held, so the intent's writer is gone: its request may have left.
+    -- This claim is held, so the intent's writer is gone. Unarmed on this very
+    -- boot, it provably stopped before writing the request: not placed.
+    -- Armed, or from another boot (an unsynced arm may be lost): unknown.
+    local boot = util.boot_id()
+    if not entry.armed and boot ~= nil and entry.boot_id == boot then
+      local ok, err = claim:write{ state = "not_placed", armed = false, reason = { kind = "ledger",
+        message = "the process placing this order stopped before it wrote the request" } }
+      if not ok then return nil, err end
+      claim.action = "order"
+      return { action = "order", claim = claim }
+    end
     local ok, err = claim:write{ state = "unknown", reason = { kind = "ledger",
       message = "the process placing this order stopped before it recorded the outcome" } }
     if not ok then return nil, err end

@@ -15,11 +15,9 @@
 --   s:running() → true when the calling coroutine is one of s's own tasks
 --   s:request(req, before_send) → response | nil, err   only inside s's tasks: through
 --                                        s's transport; before_send() (optional) runs once a
---                                        transport slot is free: by the transport itself right
---                                        before it writes the request when it says it can
---                                        (transport.before_send = true), else right before the
---                                        request is handed over. If it returns nil, err (or
---                                        raises), nothing is sent and the task gets
+--                                        transport slot is free, right before the request is
+--                                        handed over. If it returns nil, err (or raises),
+--                                        nothing is sent and the task gets
 --                                        nil, { not_sent_because = err, request_bytes = 0 }
 --   s:sleep(seconds)                        only inside s's tasks: a timer of s
 --   scheduler.current() → the scheduler whose task is running, or nil
@@ -215,10 +213,7 @@ function Scheduler:_submit_queued()
       -- The hook runs here, with a slot free, so what it records (a paid
       -- order's intent) is about to be true; a queued request records nothing.
       local id, err = true, nil
-      if entry.before_send and self._transport.before_send then
-        -- the transport calls it itself, once the connection stands
-        entry.req.before_send = entry.before_send
-      elseif entry.before_send then
+      if entry.before_send then
         local ok, a, b = pcall(entry.before_send)
         if ok then id, err = a, b else id, err = nil, a end
         if not id then err = { not_sent_because = err, request_bytes = 0 } end

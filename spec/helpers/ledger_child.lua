@@ -4,7 +4,7 @@
 --     one key; each blocked begin leaves a marker file; the one that gets
 --     "order" holds its claim until <others> markers exist, then places
 --     RACE-1. Prints one "ACTION <action> [order id]" line per begin.
---   hold <path> intent|placed: orders, writes intent (and placed KILL-1),
+--   hold <path> intent|armed|placed: orders, writes intent (and arms it, and placed KILL-1),
 --     prints "HELD <pid>" and waits to be killed.
 local core = require "maintenance_report.core"
 local ledger = require "maintenance_report.ledger"
@@ -25,6 +25,7 @@ if mode == "hold" then
   local d = assert(L:begin(VEHICLE))
   assert(d.action == "order", d.action)
   assert(d.claim:intent())
+  if arg[3] == "armed" or arg[3] == "placed" then assert(d.claim:arm()) end
   if arg[3] == "placed" then assert(d.claim:placed("KILL-1", "REQ-KILL")) end
   io.write("HELD ", core.getpid(), "\n")
   io.stdout:flush()

@@ -81,7 +81,8 @@ local function make_dir(dir)
 end
 
 --- file.open(path, opts) → store | nil, err. opts (all optional, mostly for tests):
----   append(path, data) → true | nil, msg   (core.append_durable: O_APPEND, write, fsync)
+---   append(path, data, sync) → true | nil, msg   (core.append_durable: O_APPEND, write, fsync
+---                                                unless sync is false)
 ---   fsync_dir(dir), flock(path), sleep(s), monotime()   (the core's)
 ---   lock_wait = seconds to wait for the file lock (10)
 ---   compact_min = records before automatic compaction is considered (1000), compact_ratio (4)
@@ -257,7 +258,7 @@ end
 
 -- Appends one record under the lock; a torn tail is compacted away first, so
 -- the record never joins it on one line.
-function Store:append_record(key, entry)
+function Store:append_record(key, entry, sync)
   if self.torn > 0 then
     local ok, err
     if self.unreadable then
@@ -274,7 +275,7 @@ function Store:append_record(key, entry)
     line = header .. "\n" .. line
     self.header, self.lines = header, 1
   end
-  local ok, err = self.append(self.path, line)
+  local ok, err = self.append(self.path, line, sync ~= false)
   if not ok then
     self:reset() -- part of it may be in the file: read everything again next time
     return nil, util.store_error(err, "cannot write the ledger")
@@ -290,8 +291,9 @@ function Store:key_count()
   return n
 end
 
---- cas(key, token, expected_version, entry) → true | false, current | nil, err. Durable before it returns.
-function Store:cas(key, token, expected_version, entry)
+--- cas(key, token, expected_version, entry [, opts]) → true | false, current | nil, err. Durable
+--- before it returns; opts.sync = false: written (it outlives the process), not fsync'd.
+function Store:cas(key, token, expected_version, entry, opts)
   local c = self.claims[key]
   if not c or c.token ~= token then return false, util.copy(self.index[key]) end
   local ok, err = self:locked(function()
@@ -301,7 +303,7 @@ function Store:cas(key, token, expected_version, entry)
     if (current and current.version) ~= expected_version then return false, util.copy(current) end
     local stored = util.copy(entry)
     stored.key, stored.version = key, (expected_version or 0) + 1
-    local appended, append_err = self:append_record(key, stored)
+    local appended, append_err = self:append_record(key, stored, not (opts and opts.sync == false))
     if not appended then return nil, append_err end
     entry.version = stored.version
     if self.records > self.compact_min and self.records > self.compact_ratio * self:key_count()

@@ -28,6 +28,20 @@ function util.copy(value)
   return setmetatable(out, getmetatable(value))
 end
 
+local boot
+
+--- This boot of the machine (Linux's boot_id), or nil when it cannot be read.
+--- An unarmed intent of the same boot proves its process died before writing
+--- the request; after a reboot, a record not fsync'd may be gone.
+function util.boot_id()
+  if boot == nil then
+    local f = io.open("/proc/sys/kernel/random/boot_id", "rb")
+    boot = f and (f:read("*l") or false) or false
+    if f then f:close() end
+  end
+  return boot or nil
+end
+
 local counter = 0
 local pid
 
