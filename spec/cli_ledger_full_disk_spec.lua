@@ -1,6 +1,6 @@
 -- A full disk at the moment the order id is written: the ledger lives on a
--- 64 KiB tmpfs, padded so that the intent record still fits in the file's
--- last allocated page but the `placed` record does not, with the rest of the
+-- 64 KiB tmpfs, padded so that the intent records (written and armed) still fit
+-- in the file's last allocated page but the `placed` record does not, with the rest of the
 -- tmpfs filled. The order goes out and is answered; the CLI must still print
 -- the order id (a real one: `report ID` reads it), exit non-zero with a clear
 -- message, and re-runs must neither truncate the ledger nor order again (the
@@ -55,10 +55,12 @@ describe("a full disk when the order id is written to the ledger", function()
     local probe = cli.run({ "order", "--vin", sandbox.scenario_vin("normal", 4243), "--ledger", scratch }, env)
     assert.are.equal(0, probe.code, probe.err)
     local probe_lines = lines(scratch)
-    assert.are.equal(3, #probe_lines) -- header, intent, placed
-    local intent_len, placed_len = #probe_lines[2], #probe_lines[3]
+    assert.are.equal(4, #probe_lines) -- header, intent, its arming, placed
+    -- everything written before the request left, and the record of its answer
+    local intent_len, placed_len = #probe_lines[2] + #probe_lines[3], #probe_lines[4]
 
-    -- Pad the ledger so that the intent record ends inside the first page and the placed one cannot.
+    -- Pad the ledger so that the intent and its arming end inside the first page and the placed
+    -- record cannot.
     local path = disk .. "/ledger"
     local L = assert(ledger.file(path))
     local target = PAGE - intent_len - math.floor(placed_len / 2)
