@@ -21,12 +21,18 @@ log="$log_dir/$lua.tap"
 # children inherit a clean environment (ASAN_OPTIONS alone does nothing there).
 # Reports go to files, so that one in any process is seen even if a spec
 # swallowed its output.
+# A spec that starts another interpreter runs $MR_SPEC_LUA: under asan, this
+# wrapper, which gives the child the runtime back (it loads the sanitized core).
+wrapper="$log_dir/$lua-asan"
+printf '#!/bin/sh\nLD_PRELOAD="$MR_ASAN_LD_PRELOAD" exec %s "$@"\n' "$lua" >"$wrapper"
+chmod +x "$wrapper"
+
 echo "== busted under $lua with AddressSanitizer + UBSan (build/asan)"
 start=$(date +%s)
 # shellcheck disable=SC2086
 LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;" \
 LUA_CPATH="$root/build/asan/?.so;$root/build/lua5.4/?.so;;" \
-MR_SPEC_LUA="$lua" \
+MR_SPEC_LUA="$wrapper" \
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$log_dir/asan" \
 LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$log_dir/ubsan" \
