@@ -493,13 +493,18 @@ local function reused_report(entry)
   return report
 end
 
+local ORDER_RULES = { retry_unknown = { type = "boolean" } }
+for k, v in pairs(ORDER_FIELDS) do ORDER_RULES[k] = v end
+
+-- The order the ledger already has for the vehicle: no new charge.
+local function existing_order(entry)
+  return { order_id = entry.order_id, request_id = entry.request_id, existing = true }
+end
+
 --- Places a paid order, through the ledger: a vehicle with an order already
 --- placed gets that order back (order.existing = true), not a second charge.
 --- Retried only when the request provably never left. On failure
 --- err.order_outcome is "not_placed" or "unknown".
-local ORDER_RULES = { retry_unknown = { type = "boolean" } }
-for k, v in pairs(ORDER_FIELDS) do ORDER_RULES[k] = v end
-
 function Client:create_order(args)
   local ok, err = options.check("create_order", args, ORDER_RULES, 2)
   if not ok then return nil, err end
@@ -511,17 +516,14 @@ function Client:create_order(args)
   decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0 })
   if not decision then return nil, err end
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
-  if decision.action == "reuse" then -- another call's order, finished while this one waited
-    local entry = decision.entry
-    return { order_id = entry.order_id, request_id = entry.request_id, existing = true }
+  if decision.action ~= "order" then
+    -- poll: placed and not final; reuse: another call's order, finished while this one waited
+    if decision.claim then decision.claim:release() end
+    return existing_order(decision.entry)
   end
   local claim = decision.claim
   local done, order
-  done, order, err = pcall(function()
-    if decision.action == "order" then return place(st, params, claim) end
-    local entry = decision.entry
-    return { order_id = entry.order_id, request_id = entry.request_id, existing = true }
-  end)
+  done, order, err = pcall(place, st, params, claim)
   claim:release()
   if not done then error(order, 0) end
   return order, err
