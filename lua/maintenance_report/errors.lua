@@ -19,6 +19,8 @@ errors.KINDS = {
   cancelled = "the work was cancelled through its handle",
   ledger = "the order ledger failed or is damaged; no order was decided",
   ledger_busy = "another holder kept the ledger key past the wait",
+  store_unavailable = "the shared ledger store (Redis) cannot be reached; no order was sent",
+  budget_exceeded = "the spend budget has no room for this order; nothing was sent",
   unknown_outcome = "an earlier order for this vehicle may have been charged; check before ordering again",
 }
 

@@ -22,7 +22,7 @@ local BY_KIND = {
   not_found = 5, rate_limited = 5, quota_exceeded = 5, http = 5, protocol = 5, api = 5,
   pending = 6,
   unknown_outcome = 7,
-  ledger = 8, ledger_busy = 8,
+  ledger = 8, ledger_busy = 8, store_unavailable = 8, budget_exceeded = 8,
 }
 
 exit.HELP = [[
@@ -37,8 +37,8 @@ Exit codes:
   6  report still pending at the deadline; the order id and the command to resume are printed
   7  order outcome unknown (HTTP 5xx, timeout, reset, bad reply after the order was sent): it may
      have been charged; do NOT order again without checking your orders (a re-run will not)
-  8  the order ledger cannot be read or written, or another process is ordering this vehicle;
-     nothing was sent, unless an order id is printed (then that order exists)
+  8  the order ledger cannot be read or written (or its Redis store is unreachable), another
+     process is ordering this vehicle, or the spend budget is used up; nothing was sent, unless an order id is printed (then that order exists)
   130  interrupted (Ctrl-C, SIGTERM); any order id already known is printed
 
 Environment: MAINTENANCE_REPORT_SECRET_ID, MAINTENANCE_REPORT_SECRET_KEY,
