@@ -49,6 +49,7 @@ build = {
     ["maintenance_report.cli.guard"] = "lua/maintenance_report/cli/guard.lua",
     ["maintenance_report.cli.hints"] = "lua/maintenance_report/cli/hints.lua",
     ["maintenance_report.cli.ledger"] = "lua/maintenance_report/cli/ledger.lua",
+    ["maintenance_report.cli.main"] = "lua/maintenance_report/cli/main.lua",
     ["maintenance_report.cli.order"] = "lua/maintenance_report/cli/order.lua",
     ["maintenance_report.cli.output"] = "lua/maintenance_report/cli/output.lua",
     ["maintenance_report.cli.progress"] = "lua/maintenance_report/cli/progress.lua",
@@ -78,7 +79,9 @@ build = {
     ["maintenance_report.validate"] = "lua/maintenance_report/validate.lua",
   },
   install = {
-    bin = { ["maintenance-report"] = "bin/maintenance-report" },
+    -- A shell launcher, so that LuaRocks copies it rather than wrapping it in
+    -- lua5.1 for a LuaJIT tree: it runs the interpreter the tree's core was built for.
+    bin = { ["maintenance-report"] = "bin/maintenance-report.sh" },
   },
   copy_directories = { "docs", "examples" },
 }

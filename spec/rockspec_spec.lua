@@ -86,7 +86,7 @@ describe("maintenance-report-scm-1.rockspec", function()
   end)
 
   it("installs the CLI", function()
-    assert.are.equal("bin/maintenance-report", rockspec.build.install.bin["maintenance-report"])
+    assert.are.equal("bin/maintenance-report.sh", rockspec.build.install.bin["maintenance-report"])
   end)
 end)
 

@@ -36,17 +36,32 @@ static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
     struct timespec req, rem;
+    lua_Hook before = mr_main_hook(L);
     if (!(s > 0))
         return 0;
     if (s > 1e9)
         s = 1e9; /* (time_t)math.huge would be undefined; 1e9 s is 31 years */
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
-    /* A signal core.catch_signals() caught ends the wait: a Ctrl-C must not
-       wait for a 30 s sleep to finish. */
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR && !mr_signal_pending())
+    /* A Ctrl-C must not wait for a 30 s sleep to finish: a signal
+       core.catch_signals() caught, or one the interpreter's own handler
+       answered by setting a hook, ends the wait. Other signals resume it. */
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR && !mr_interrupted(L, before))
         req = rem;
     return 0;
+}
+
+/* unsetenv(name) → true | nil, err: the CLI drops the secret key from its
+   environment once read, so that no child process it starts inherits it. */
+static int l_unsetenv(lua_State *L)
+{
+    const char *name = mr_check_text(L, 1, NULL);
+    if (name[0] == '\0' || strchr(name, '=') != NULL)
+        return luaL_argerror(L, 1, "not a variable name");
+    if (unsetenv(name) != 0)
+        return push_errno(L, name);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* append_durable(path, data [, sync]) → true | nil, err. Written, and fsync'd
@@ -168,6 +183,7 @@ void mr_os_register(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"monotime", l_monotime},
         {"sleep", l_sleep},
+        {"unsetenv", l_unsetenv},
         {"append_durable", l_append_durable},
         {"fsync_dir", l_fsync_dir},
         {"getpid", l_getpid},

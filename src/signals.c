@@ -41,6 +41,27 @@ int mr_signal_pending(void)
     return caught_signal != 0;
 }
 
+/* The main thread's hook: lua.c and luajit.c answer SIGINT by setting one
+   there (to raise "interrupted!"), so a change of it during a wait means the
+   host was interrupted, even without catch_signals(). */
+lua_Hook mr_main_hook(lua_State *L)
+{
+#if LUA_VERSION_NUM >= 502
+    lua_Hook hook;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    hook = lua_gethook(lua_tothread(L, -1));
+    lua_pop(L, 1);
+    return hook;
+#else
+    return lua_gethook(L); /* LuaJIT: one hook for all threads */
+#endif
+}
+
+int mr_interrupted(lua_State *L, lua_Hook before)
+{
+    return mr_signal_pending() || mr_main_hook(L) != before;
+}
+
 /* core.catch_signals() → true; call it from the main thread. */
 static int l_catch_signals(lua_State *L)
 {

@@ -154,10 +154,31 @@ function config.read_secret_key_file(path)
   return key
 end
 
+-- The secret key taken out of the environment by take_secret_from_environment.
+local taken_secret
+
+--- Reads $MAINTENANCE_REPORT_SECRET_KEY once and removes it from the process environment
+--- (core.unsetenv), so that no child process the CLI starts inherits it; config.getenv
+--- still answers it. Called by the CLI's main before anything else runs.
+function config.take_secret_from_environment()
+  local value = os.getenv(config.ENV.secret_key)
+  if value == nil then return end
+  taken_secret = value
+  output.add_secret(value)
+  local core = require "maintenance_report.core"
+  if core.unsetenv then assert(core.unsetenv(config.ENV.secret_key)) end
+end
+
+--- os.getenv, with the secret key taken from the environment still known.
+function config.getenv(name)
+  if name == config.ENV.secret_key and taken_secret ~= nil then return taken_secret end
+  return os.getenv(name)
+end
+
 --- Resolved settings: credentials and connection options, flags over environment.
---- getenv defaults to os.getenv. Returns a table or nil, err (kind invalid_input).
+--- getenv defaults to config.getenv. Returns a table or nil, err (kind invalid_input).
 function config.settings(args, getenv)
-  getenv = getenv or os.getenv
+  getenv = getenv or config.getenv
   local s = {}
   s.secret_id = nonempty(args.secret_id) or nonempty(getenv(config.ENV.secret_id))
   if args.secret_key_file then

@@ -12,6 +12,7 @@ exit.CODES = {
   pending = 6,     -- report still pending at the deadline; the order id is printed
   unknown = 7,     -- an order's outcome is unknown: it may have been charged; do not order again unchecked
   ledger = 8,      -- the order ledger cannot be read or written, or another process holds the vehicle
+  environment = 9, -- this machine cannot run the command: a module that does not load, a port in use, no nginx
   interrupted = 130,
 }
 
@@ -39,6 +40,8 @@ Exit codes:
      have been charged; do NOT order again without checking your orders (a re-run will not)
   8  the order ledger cannot be read or written (or its Redis store is unreachable), another
      process is ordering this vehicle, or the spend budget is used up; nothing was sent, unless an order id is printed (then that order exists)
+  9  this machine cannot run the command: a Lua module or the C core cannot be loaded (see the
+     hint: `luarocks path`, the right interpreter), a port already in use, nginx missing
   130  interrupted (Ctrl-C, SIGTERM); any order id already known is printed
 
 Environment: MAINTENANCE_REPORT_SECRET_ID, MAINTENANCE_REPORT_SECRET_KEY,
