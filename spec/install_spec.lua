@@ -17,7 +17,8 @@ local function install(tree, how)
   local _, rc = lib.run(("cd %s && luarocks %s make --deps-mode=none --tree %s maintenance-report-scm-1.rockspec%s "
     .. ">>%s/build.log 2>&1"):format(q(ROOT), how.args, q(tree), how.vars or "", q(tree)))
   -- luarocks builds in the checkout: its objects must not shadow build/ (./?.so is on package.cpath).
-  lib.run(("rm -f %s/maintenance_report/core.so %s/src/*.o; rmdir %s/maintenance_report"):format(q(ROOT), q(ROOT), q(ROOT)))
+  lib.run(("rm -f %s/maintenance_report/core.so %s/src/*.o; rmdir %s/maintenance_report"):format(
+    q(ROOT), q(ROOT), q(ROOT)))
   assert(rc == 0, "luarocks make failed; see " .. tree .. "/build.log")
 end
 

@@ -39,7 +39,8 @@ Exit codes:
   7  order outcome unknown (HTTP 5xx, timeout, reset, bad reply after the order was sent): it may
      have been charged; do NOT order again without checking your orders (a re-run will not)
   8  the order ledger cannot be read or written (or its Redis store is unreachable), another
-     process is ordering this vehicle, or the spend budget is used up; nothing was sent, unless an order id is printed (then that order exists)
+     process is ordering this vehicle, or the spend budget is used up; nothing was sent,
+     unless an order id is printed (then that order exists)
   9  this machine cannot run the command: a Lua module or the C core cannot be loaded (see the
      hint: `luarocks path`, the right interpreter), a port already in use, nginx missing
   130  interrupted (Ctrl-C, SIGTERM); any order id already known is printed
