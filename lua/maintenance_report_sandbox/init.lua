@@ -110,10 +110,15 @@ function Sandbox:stop()
 end
 Sandbox.__close = Sandbox.stop
 
+-- The most each whole-number option may be: enough for any test, and small
+-- enough to be written into nginx.conf and settings.lua as an integer.
+M.LIMITS = { port = 65535, pending_polls = 1000000, latency_ms = 86400000, workers = 64 }
+
 local function int_option(v, default, name)
   if v == nil then return default end
   local n = tonumber(v)
-  assert(n and n >= 0 and n == math.floor(n), name .. " must be a non-negative integer")
+  assert(n and n >= 0 and n == math.floor(n) and n <= M.LIMITS[name],
+    name .. " must be a whole number from 0 to " .. M.LIMITS[name])
   return math.floor(n)
 end
 
@@ -122,7 +127,8 @@ end
 -- nginx (binary), modules_dir (false: lua module compiled in),
 -- tls = {cert=, key=} (PEM paths; adds a TLS listener on a free port of
 -- 127.0.0.1; gives sb.tls_port and sb.tls_base_url).
--- Returns a sandbox object, or nil, message.
+-- Returns a sandbox object, or nil, message, reason ("port_in_use" when the
+-- fixed port is taken, "nginx" when nginx did not start for another reason).
 function M.start(opts)
   opts = opts or {}
   local d = M.defaults
@@ -145,7 +151,7 @@ function M.start(opts)
   end
 
   local lua_dir = lua_root()
-  local server, err = nginx.start {
+  local server, err, reason = nginx.start {
     label = "sandbox",
     port = fixed_port > 0 and fixed_port or nil,
     tls = tls ~= nil,
@@ -161,13 +167,12 @@ function M.start(opts)
       }
     end,
   }
-  if not server then return nil, err end
+  if not server then return nil, err, reason end
 
   local sb = setmetatable({
     server = server,
     prefix = server.prefix,
     pid = server.pid,
-    watchdog_pid = server.watchdog_pid,
     port = server.port,
     base_url = string.format("http://127.0.0.1:%d/release", server.port),
     secret_id = settings.secret_id,

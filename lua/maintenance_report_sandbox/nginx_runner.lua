@@ -25,7 +25,9 @@ local function file_exists(path)
   return f ~= nil
 end
 
+-- Written 0600: settings files carry the sandbox's secret key.
 local function write_file(path, text)
+  assert(shell.capture("umask 077 && : > " .. q(path)))
   local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
@@ -138,7 +140,7 @@ local function launch(binary, prefix, conf_text, env)
   -- the port accepts connections. The pid file is written just after the
   -- fork, hence the short wait for it.
   local out, rc = shell.run(string.format(
-    "%s%s -p %s -c %s -e %s && _i=0 && "
+    "umask 077 && %s%s -p %s -c %s -e %s && _i=0 && "
       .. "while [ ! -s %s ] && [ $_i -lt 500 ]; do sleep 0.01; _i=$((_i + 1)); done && cat %s",
     env_prefix(env), q(binary), q(prefix .. "/"), q(prefix .. "/nginx.conf"), q(prefix .. "/error.log"),
     pidfile, pidfile))
@@ -147,15 +149,30 @@ local function launch(binary, prefix, conf_text, env)
   return tonumber(pid)
 end
 
--- Keeps nginx from outliving the Lua process that started it (a crash or
--- kill -9 skips stop() and finalizers): checks once a second.
+-- Keeps nginx from outliving the Lua process that started it, however that
+-- process ends (a crash, kill -9, SIGTERM to its whole process group as
+-- timeout(1) sends, which skip stop() and finalizers). The watchdog reads a
+-- pipe only the owner writes to: the owner's death closes it, and the read
+-- ends at once. Its own session and ignored INT/TERM/HUP keep signals meant
+-- for the owner's group from killing it first. A child that inherited the
+-- pipe (os.execute does not close it) would hold it open: a once-a-second
+-- check of the owner's pid covers that case. Returns the pipe (closing it
+-- stops nginx) or nil.
 local function start_watchdog(owner_pid, nginx_pid, prefix)
   local script = shell.STOP_FN .. string.format([[
-trap 'kill $! 2>/dev/null; exit 0' TERM
-while alive %d && alive %d; do sleep 1 & wait $!; done
-alive %d && stop_nginx %d %s
-]], owner_pid, nginx_pid, nginx_pid, nginx_pid, q(prefix))
-  return tonumber((shell.capture("sh -c " .. q(script) .. " >/dev/null 2>&1 </dev/null & echo $!")))
+trap '' INT TERM HUP
+exec 3<&0 </dev/null >/dev/null 2>&1
+cat <&3 >/dev/null &
+reader=$!
+exec 3<&-
+( while alive %d && alive %d; do sleep 1; done; kill $reader 2>/dev/null ) &
+poller=$!
+wait $reader
+kill $poller 2>/dev/null
+stop_nginx %d %s
+]], owner_pid, nginx_pid, nginx_pid, q(prefix))
+  local launcher = shell.has_command("setsid") and "exec setsid sh -c " or "exec sh -c "
+  return io.popen(launcher .. q(script), "w")
 end
 
 local Server = {}
@@ -169,11 +186,9 @@ end
 function Server:stop()
   if self.stopped then return true end
   self.stopped = true
-  local cmd = shell.STOP_FN
-  if self.watchdog_pid then
-    cmd = cmd .. string.format("kill -TERM %d 2>/dev/null\n", self.watchdog_pid)
-  end
-  shell.run(cmd .. string.format("stop_nginx %d %s", self.pid, q(self.prefix)))
+  shell.run(shell.STOP_FN .. string.format("stop_nginx %d %s", self.pid, q(self.prefix)))
+  -- Its pipe closed, the watchdog finds nginx gone and exits; close waits for it.
+  if self.watchdog then pcall(io.close, self.watchdog) end
   return true
 end
 Server.__close = Server.stop
@@ -195,23 +210,34 @@ local function remove_prefix(prefix)
   if prefix and prefix:match(PREFIX_PATTERN) then shell.run("rm -rf " .. q(prefix)) end
 end
 
---- Starts nginx on 127.0.0.1. The config comes from one of:
----   opts.http: the http{} body, with ${PORT} and ${PREFIX} substituted (plus
----     workers, main, lua_path, lua_cpath, log_level, worker_connections);
----   opts.render(ctx): the whole config, ctx = {prefix, port, tls_port,
----     modules_dir, run_as_root}.
---- Other options: port (nil/0: a free random one, retried when taken), tls (a
---- second port is chosen as ctx.tls_port), files ({name = content} written into
---- the prefix first), env ({NAME = value} for the nginx process; workers see
---- only names the config lists with `env`), label (of the temp prefix),
---- watchdog (default true), binary, modules_dir. Returns a server {pid, port, tls_port, prefix, stop()}
---- or nil, err.
-function nginx.start(opts)
-  assert(type(opts) == "table" and (type(opts.http) == "string" or type(opts.render) == "function"),
-    "nginx.start: opts.http or opts.render is required")
+-- A new private directory ${TMPDIR:-/tmp}/maintenance-report-LABEL.XXXXXX
+-- (0700). Its name is chosen here, before it exists, so that an interrupt at
+-- any point leaves nothing the caller could not remove.
+local function new_prefix(label, on_name)
+  local tmp = os.getenv("TMPDIR")
+  if not tmp or tmp == "" then tmp = "/tmp" end
+  local chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+  for _ = 1, 20 do
+    local name = {}
+    for i = 1, 8 do
+      local k = shell.random_int(1, #chars)
+      name[i] = chars:sub(k, k)
+    end
+    local prefix = tmp .. "/maintenance-report-" .. label .. "." .. table.concat(name)
+    on_name(prefix)
+    local out, rc = shell.run("mkdir -m 700 " .. q(prefix) .. " && mkdir -m 700 " .. q(prefix .. "/tmp"))
+    if rc == 0 then return prefix end
+    if not out:find("exists", 1, true) then return nil, "cannot create " .. prefix .. ": " .. out end
+  end
+  return nil, "cannot create a private directory in " .. tmp
+end
+
+-- nginx.start's work; `started` learns the prefix and the pid as they appear.
+local function start_in(opts, started)
   local label = opts.label or "nginx"
-  local prefix, err = shell.capture('mktemp -d "${TMPDIR:-/tmp}/maintenance-report-' .. label .. '.XXXXXX"')
-  if not prefix then return nil, "mktemp failed: " .. tostring(err) end
+  assert(label:match("^[%w%-]+$"), "nginx.start: label must be letters, digits and '-'")
+  local prefix, err = new_prefix(label, function(p) started.prefix = p end)
+  if not prefix then return nil, err end
   local ctx = {
     prefix = prefix,
     modules_dir = nginx.find_modules(opts.modules_dir),
@@ -219,16 +245,17 @@ function nginx.start(opts)
     run_as_root = shell.capture("id -u") == "0",
   }
   local ok, setup_err = pcall(function()
-    assert(shell.capture("mkdir " .. q(prefix .. "/tmp") .. " && chmod 755 " .. q(prefix)))
     for name, content in pairs(opts.files or {}) do write_file(prefix .. "/" .. name, content) end
   end)
-  if not ok then
-    remove_prefix(prefix)
-    return nil, tostring(setup_err)
-  end
+  if not ok then return nil, tostring(setup_err) end
 
   local binary = nginx.find_binary(opts.binary)
   local fixed = opts.port and opts.port > 0
+  -- Known taken: say so now rather than after nginx's 2.5 s of bind retries.
+  if fixed and port_listening(opts.port) then
+    return nil, ("port %d on 127.0.0.1 is already in use; choose another (--port 0 picks a free one)")
+      :format(opts.port), "port_in_use"
+  end
   local pid, out
   for _ = 1, (fixed and 1 or 25) do
     ctx.port = fixed and opts.port or free_port()
@@ -238,24 +265,56 @@ function nginx.start(opts)
     end)
     if rendered then
       pid, out = launch(binary, prefix, conf, opts.env)
+    elseif tostring(conf):find("interrupted!", 1, true) then
+      error(conf, 0) -- a Ctrl-C, not a bad config: nginx.start cleans up and passes it on
     else
       out = tostring(conf)
     end
+    started.pid = pid
     -- nginx cannot report an ephemeral port: pick a random one and retry when it is taken.
     if pid or not tostring(out):find("Address already in use", 1, true) then break end
   end
   if not pid then
-    remove_prefix(prefix)
-    return nil, "nginx did not start: " .. tostring(out)
+    local in_use = tostring(out):find("Address already in use", 1, true) ~= nil
+    return nil, "nginx did not start: " .. tostring(out), in_use and "port_in_use" or "nginx"
   end
   local server = setmetatable({ pid = pid, port = ctx.port, tls_port = ctx.tls_port, prefix = prefix,
     conf = prefix .. "/nginx.conf", stopped = false }, Server)
   if opts.watchdog ~= false then
     local owner = tonumber((shell.capture("echo $PPID")))
-    if owner then server.watchdog_pid = start_watchdog(owner, pid, prefix) end
+    if owner then server.watchdog = start_watchdog(owner, pid, prefix) end
   end
   attach_finalizer(server)
   return server
+end
+
+--- Starts nginx on 127.0.0.1. The config comes from one of:
+---   opts.http: the http{} body, with ${PORT} and ${PREFIX} substituted (plus
+---     workers, main, lua_path, lua_cpath, log_level, worker_connections);
+---   opts.render(ctx): the whole config, ctx = {prefix, port, tls_port,
+---     modules_dir, run_as_root}.
+--- Other options: port (nil/0: a free random one, retried when taken), tls (a
+--- second port is chosen as ctx.tls_port), files ({name = content} written into
+--- the prefix first, 0600), env ({NAME = value} for the nginx process; workers see
+--- only names the config lists with `env`), label (of the temp prefix, letters,
+--- digits and '-'), watchdog (default true), binary, modules_dir. Returns a server
+--- {pid, port, tls_port, prefix, stop()} or nil, err, reason ("port_in_use" when a
+--- fixed port is taken, "nginx" for any other failure to start).
+--- The prefix is a 0700 directory; an error raised meanwhile (an interrupt)
+--- stops what was started and removes it before it propagates.
+function nginx.start(opts)
+  assert(type(opts) == "table" and (type(opts.http) == "string" or type(opts.render) == "function"),
+    "nginx.start: opts.http or opts.render is required")
+  local started = {}
+  local ok, server, err, reason = pcall(start_in, opts, started)
+  if ok and server then return server end
+  if started.pid then
+    shell.run(shell.STOP_FN .. string.format("stop_nginx %d %s", started.pid, q(started.prefix)))
+  else
+    remove_prefix(started.prefix)
+  end
+  if not ok then error(server, 0) end
+  return nil, err, reason
 end
 
 return nginx

@@ -54,6 +54,12 @@ stop_nginx() {
 }
 ]]
 
+-- Whether a program is on PATH.
+function M.has_command(name)
+  local _, rc = M.run("command -v " .. M.quote(name) .. " >/dev/null")
+  return rc == 0
+end
+
 -- Random integer in [lo, hi] from /dev/urandom: math.random is seeded the
 -- same way in every LuaJIT process, so parallel runs would collide.
 function M.random_int(lo, hi)

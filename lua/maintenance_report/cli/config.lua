@@ -44,13 +44,18 @@ function config.number_converter(name, min, strict)
 end
 local number_converter = config.number_converter
 
---- An argparse converter for a whole number of at least min.
-function config.integer_converter(name, min)
+--- An argparse converter for a whole number of at least min and at most max (default 10^9:
+--- far above any sane count, and below what would overflow a C int or mean infinity).
+function config.integer_converter(name, min, max)
+  max = max or 1e9
   return function(s)
     local n = tonumber(s)
-    if not n or n ~= math.floor(n) then return nil, name .. " must be a whole number, got '" .. s .. "'" end
+    if not n or n ~= n or n ~= math.floor(n) or n == math.huge or n == -math.huge then
+      return nil, name .. " must be a whole number, got '" .. s .. "'"
+    end
     if n < min then return nil, ("%s must be at least %d"):format(name, min) end
-    return n
+    if n > max then return nil, ("%s must be at most %d, got %s"):format(name, max, s) end
+    return math.floor(n)
   end
 end
 
