@@ -96,7 +96,8 @@ describe("sandbox lifetime", function()
   it("stops nginx on SIGTERM to the host's process group", function()
     local info = dir .. "/group"
     local s = start_host(("%s setsid %s %s %s"):format(env, interpreter, q(dir .. "/host.lua"), q(info)), info)
-    os.execute("/bin/kill -TERM -- -" .. s.owner) -- setsid made the host its group's leader (dash's kill takes no group)
+    -- setsid made the host its group's leader; dash's kill takes no group, procps' does
+    os.execute("/bin/kill -TERM -- -" .. s.owner)
     local seconds = seconds_until_gone(s.nginx, 1)
     assert.is_true(seconds < 1, ("nginx outlived its group by %.2f s"):format(seconds))
     gone_with_prefix(s)
