@@ -66,7 +66,7 @@ describe("batch and the ledger", function()
     end
     assert.are.equal("ready", rows[added].status)
     assert.are.equal(4, sb:stats().orders)
-    assert.truthy(r2.err:find("spent this run: 1 orders", 1, true), r2.err)
+    assert.truthy(r2.err:find("spent this run: 1 order ", 1, true), r2.err)
     assert.truthy(r2.err:find("3 reports reused", 1, true), r2.err)
     assert.is_nil(cli.read(dir .. "/out.jsonl.tmp"))
   end)

@@ -90,7 +90,7 @@ describe("maintenance-report ledger", function()
     assert.are.equal(0, r.code, r.err)
     assert.truthy(r.out:find("entries: 3", 1, true), r.out)
     assert.truthy(r.out:find("orders: 2 × ¥17.00 = ¥34.00", 1, true), r.out)
-    assert.truthy(r.out:find("may have been charged: 1 orders with an unknown outcome (up to ¥17.00)", 1, true),
+    assert.truthy(r.out:find("may have been charged: 1 order with an unknown outcome (up to ¥17.00)", 1, true),
       r.out)
     local j = cli.json(run("stats", "--format", "json", "--unit-price", "2").out)
     assert.are.same({ 1, 1, 1 }, { j.by_state.placed, j.by_state.ready, j.by_state.unknown })

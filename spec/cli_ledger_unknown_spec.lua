@@ -94,7 +94,7 @@ describe("exit 7 for an unknown order outcome", function()
     local r = cli.run({ "batch", dir .. "/in.txt", "--ledger", dir .. "/ledger", "--output", dir .. "/out.jsonl",
       "--poll-interval", "0.05", "--rate", "50" }, env)
     assert.are.equal(7, r.code, r.err)
-    assert.truthy(r.err:find("possibly charged as well: 1 orders with an unknown outcome (up to ¥17.00",
+    assert.truthy(r.err:find("possibly charged as well: 1 order with an unknown outcome (up to ¥17.00",
       1, true), r.err)
     local statuses = {}
     for _, line in ipairs(cli.json_lines(cli.read(dir .. "/out.jsonl"))) do statuses[line.vin] = line.status end

@@ -246,7 +246,29 @@ local function new_energy_plate_problem(chars)
     .. " or its last character (large vehicles)"
 end
 
---- Normalized (trimmed, ASCII upper-case) plate number, or nil, message.
+-- Separators dealers and DMS exports write after the issuing-authority letter
+-- (川A·12345, 川A 12345, 川A-12345): not part of the plate number.
+local PLATE_SEPARATORS = { [" "] = true, ["-"] = true, ["."] = true, ["·"] = true, ["•"] = true,
+  ["・"] = true, ["．"] = true, ["－"] = true, ["\227\128\128"] = true } -- the last: U+3000 ideographic space
+
+-- Drops one separator after the 2nd character; any other is an error that names it.
+local function drop_plate_separator(chars)
+  local dropped = false
+  if PLATE_SEPARATORS[chars[3] or ""] then
+    table.remove(chars, 3)
+    dropped = true
+  end
+  for i, c in ipairs(chars) do
+    if PLATE_SEPARATORS[c] then
+      return nil, string.format("plate has a separator %s at position %d; one separator is accepted only "
+        .. "after the letter, as in 川A·12345", quote_char(c), i + (dropped and 1 or 0))
+    end
+  end
+  return chars, dropped
+end
+
+--- Normalized (trimmed, ASCII upper-case, without a separator after the letter) plate number,
+--- or nil, message.
 function validate.plate(s)
   local plate, err = prepare(s, "plate", "plate is empty")
   if not plate then return nil, err end
@@ -262,9 +284,11 @@ function validate.plate(s)
   if not PROVINCES[chars[1]] then
     return nil, "plate must start with a province abbreviation such as 京 or 粤"
   end
+  local separated, problem_or_dropped = drop_plate_separator(chars)
+  if not separated then return nil, problem_or_dropped end
   if #chars ~= REGULAR_LENGTH and #chars ~= NEW_ENERGY_LENGTH then
-    return nil, string.format("plate must be %d characters (%d for new-energy plates), got %d",
-      REGULAR_LENGTH, NEW_ENERGY_LENGTH, #chars)
+    return nil, string.format("plate must be %d characters (%d for new-energy plates), got %d%s",
+      REGULAR_LENGTH, NEW_ENERGY_LENGTH, #chars, problem_or_dropped and " without the separator" or "")
   end
   if not is_letter(chars[2]) then
     return nil, string.format("plate character 2 must be a letter A-Z, got %s", quote_char(chars[2]))
@@ -277,7 +301,7 @@ function validate.plate(s)
     problem = new_energy_plate_problem(chars)
   end
   if problem then return nil, problem end
-  return plate
+  return table.concat(chars)
 end
 
 ---------------------------------------------------------------------------

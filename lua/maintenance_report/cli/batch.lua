@@ -23,6 +23,8 @@ local output = require "maintenance_report.cli.output"
 local progress_lib = require "maintenance_report.cli.progress"
 local terminal = require "maintenance_report.cli.terminal"
 
+local count = output.count
+
 local M = {}
 
 M.DEFAULTS = { concurrency = 8, rate = 5, unit_price = 17, max_active = 1000, max_wait = 900 }
@@ -120,7 +122,8 @@ function M.execute(ctx)
   local now = ctx.now or settings.now
   local sleep = ctx.sleep or settings.sleep
   local say = ctx.say or output.say
-  local c = { done = 0, ordered = 0, pending = 0, failed = 0, unknown_new = 0, resumed = 0, reused = 0 }
+  -- Rows by final state (the summary's), plus what progress shows; active: rows in progress.
+  local c = { done = 0, ordered = 0, active = 0, unknown_new = 0, resumed = 0, reused = 0 }
   local results = {}
   local stop -- the error that stopped ordering
   local network_failures = 0
@@ -133,7 +136,7 @@ function M.execute(ctx)
   local function finish(row, r)
     r.line, r.input, r.vin = row.line, row.input, row.vin
     c.done = c.done + 1
-    if not FINAL[r.status] then c.failed = c.failed + 1 end
+    c[r.status] = (c[r.status] or 0) + 1
     if ctx.write_line then ctx.write_line(json.encode(r, { skip_keys = { raw = true } })) end
     results[row.vin] = { status = r.status, order_id = r.order_id, reused = r.reused, ordered = r.ordered,
       error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome, message = r.error.message } }
@@ -184,14 +187,14 @@ function M.execute(ctx)
 
   local function start(row, plan, attempt)
     active = active + 1
-    c.pending = active
+    c.active = active
     local handle, err = client:start_query{
       vin = row.vin, engine_number = row.engine_number, plate_number = row.plate_number,
       poll_interval = ctx.poll_interval, max_wait = ctx.max_wait,
       reuse = ctx.reuse, fresh = ctx.fresh or nil, retry_unknown = ctx.retry_unknown or nil,
       on_done = function(h)
         active = active - 1
-        c.pending = active
+        c.active = active
         local failure = h:error()
         if failure ~= nil then
           -- A bug in a task: keep going with the others, report it.
@@ -208,6 +211,7 @@ function M.execute(ctx)
     }
     if not handle then
       active = active - 1
+      c.active = active
       finish(row, { status = "failed", error = error_fields(err) })
     end
   end
@@ -373,8 +377,8 @@ function M.summary(say, parsed, results, c, ctx)
     local status = r and r.status or "failed"
     counts[status] = (counts[status] or 0) + 1
   end
-  say(string.format("batch summary: %d distinct VINs, %d duplicate rows skipped, %d invalid rows skipped",
-    #parsed.rows, #parsed.duplicates, #parsed.invalid))
+  say(string.format("batch summary: %s, %s skipped, %s skipped", count(#parsed.rows, "distinct VIN"),
+    count(#parsed.duplicates, "duplicate row"), count(#parsed.invalid, "invalid row")))
   local notes = {
     pending = "still pending: re-run the same command to keep polling (no new orders)",
     failed = "see the error in each output line",
@@ -388,8 +392,8 @@ function M.summary(say, parsed, results, c, ctx)
     end
   end
   if c.reused > 0 or c.resumed > 0 then
-    say(string.format("from the ledger: %d reports reused, %d placed orders polled (no new charge)",
-      c.reused, c.resumed))
+    say(string.format("from the ledger: %s reused, %s polled (no new charge)",
+      count(c.reused, "report"), count(c.resumed, "placed order")))
   end
   local unknown = {}
   for _, row in ipairs(parsed.rows) do
@@ -402,11 +406,12 @@ function M.summary(say, parsed, results, c, ctx)
     end)
   local price = ctx.unit_price
   local stats = ctx.ledger:stats() or { orders = 0, by_state = {} }
-  say(string.format("spent this run: %d orders × %s = %s; ledger total: %d orders = %s",
-    c.ordered, money(price), money(c.ordered * price), stats.orders, money(stats.orders * price)))
+  say(string.format("spent this run: %s × %s = %s; ledger total: %s = %s",
+    count(c.ordered, "order"), money(price), money(c.ordered * price), count(stats.orders, "order"),
+    money(stats.orders * price)))
   if #unknown > 0 then
-    say(string.format("possibly charged as well: %d orders with an unknown outcome (up to %s; %d of them "
-      .. "this run)", #unknown, money(#unknown * price), c.unknown_new))
+    say(string.format("possibly charged as well: %s with an unknown outcome (up to %s; %d of them "
+      .. "this run)", count(#unknown, "order"), money(#unknown * price), c.unknown_new))
   end
 end
 
@@ -416,13 +421,22 @@ local function stdout_writer(line)
 end
 
 -- The ledger for a dry run, read only: none (false) when the file does not exist yet.
+-- Its store may not write at all (a torn last line stays as it is), and it takes the
+-- file lock only when the lock file exists, so that a dry run creates no file either.
 local function open_for_dry_run(args)
   local path, err = config.ledger_path(args)
   if not path then return nil, err end
   local f = io.open(path, "rb")
   if not f then return false, path end
   f:close()
-  local L, lerr = ledger_lib.file(path)
+  local core = require "maintenance_report.core"
+  local lock_file = io.open(path .. ".lock", "rb")
+  if lock_file then lock_file:close() end
+  local L, lerr = ledger_lib.file(path, {
+    append = function() return nil, "a dry run writes nothing" end,
+    fsync_dir = function() return true end,
+    flock = lock_file and core.flock or function() return { release = function() end } end,
+  })
   if not L then return nil, lerr end
   return L, path
 end
@@ -437,9 +451,10 @@ local function say_plan(args, parsed, L, path)
     local p = M.plan(entry, { reuse = args.reuse, fresh = args.fresh, retry_unknown = args.retry_unknown })
     plan[p] = plan[p] + 1
   end
-  output.say(string.format("batch: %d VINs: %d to order (up to %s), %d placed orders to poll and %d reports "
-    .. "to reuse from the ledger %s, %d with an unknown outcome%s", #parsed.rows, plan.order,
-    money(plan.order * args.unit_price), plan.poll, plan.reuse, path, plan.unknown,
+  output.say(string.format("batch: %s: %d to order (up to %s), %s to poll and %s "
+    .. "to reuse from the ledger %s, %d with an unknown outcome%s", count(#parsed.rows, "VIN"), plan.order,
+    money(plan.order * args.unit_price), count(plan.poll, "placed order"), count(plan.reuse, "report"), path,
+    plan.unknown,
     plan.unknown > 0 and " (not ordered again; see --retry-unknown)" or ""))
   return true
 end
@@ -450,6 +465,11 @@ local function dry_run(args, parsed)
   local ok, err = say_plan(args, parsed, L, path)
   if L then L:close() end
   if not ok then return hints.fail(err, args) end
+  -- As the real run would: invalid rows skipped are exit 2.
+  if #parsed.invalid > 0 then
+    output.say(string.format("%s: %s would be skipped", output.PROGRAM, count(#parsed.invalid, "invalid row")))
+    return exit.CODES.usage
+  end
   return exit.CODES.ok
 end
 
@@ -465,7 +485,7 @@ function M.run(args)
       dup.first_line, dup.vin))
   end
   if args.strict and #parsed.invalid > 0 then
-    say(string.format("%s: %d invalid rows; nothing was ordered (--strict)", output.PROGRAM, #parsed.invalid))
+    say(string.format("%s: %s; nothing was ordered (--strict)", output.PROGRAM, count(#parsed.invalid, "invalid row")))
     return exit.CODES.usage
   end
   if args.dry_run then return dry_run(args, parsed) end
@@ -483,8 +503,10 @@ function M.run_with_ledger(args, parsed, L, path)
   local planned, perr = say_plan(args, parsed, L, path)
   if not planned then return hints.fail(perr, args) end
   local core = require "maintenance_report.core"
-  local progress = progress_lib.new{ total = #parsed.rows, tty = terminal.isatty(2), now = core.monotime,
-    interval = args.progress_interval, quiet = args.quiet }
+  local tty = terminal.isatty(2)
+  local progress = progress_lib.new{ total = #parsed.rows, tty = tty, now = core.monotime,
+    interval = args.progress_interval, quiet = args.quiet,
+    width = tty and not args.quiet and progress_lib.terminal_width() or nil }
   local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path }
   if args.verbose then
     local printer = output.event_printer()

@@ -160,8 +160,10 @@ end
 function csv.read_file(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, "cannot read " .. tostring(path) .. ": " .. tostring(err) end
-  local content = f:read("*a") or ""
+  -- A directory opens fine on Linux; reading it is what fails.
+  local content, rerr = f:read("*a")
   f:close()
+  if content == nil then return nil, "cannot read " .. tostring(path) .. ": " .. tostring(rerr or "not a file") end
   return csv.parse(content)
 end
 

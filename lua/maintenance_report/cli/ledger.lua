@@ -252,12 +252,13 @@ function M.stats(args, L)
   for state in pairs(stats.by_state) do states[#states + 1] = state end
   table.sort(states)
   for _, state in ipairs(states) do lines[#lines + 1] = ("  %-11s %6d"):format(state, stats.by_state[state]) end
-  lines[#lines + 1] = ("orders: %d × ¥%.2f = ¥%.2f"):format(stats.orders, price, stats.orders * price)
+  lines[#lines + 1] = ("orders: %s × ¥%.2f = ¥%.2f"):format(output.count(stats.orders, "order"), price,
+    stats.orders * price)
   if unknown > 0 then
-    lines[#lines + 1] = ("may have been charged: %d orders with an unknown outcome (up to ¥%.2f)"):format(
-      unknown, unknown * price)
+    lines[#lines + 1] = ("may have been charged: %s with an unknown outcome (up to ¥%.2f)"):format(
+      output.count(unknown, "order"), unknown * price)
   end
-  lines[#lines + 1] = ("reusable now: %d final reports younger than --reuse"):format(reusable)
+  lines[#lines + 1] = ("reusable now: %s younger than --reuse"):format(output.count(reusable, "final report"))
   io.stdout:write(table.concat(lines, "\n"), "\n")
   return exit.CODES.ok
 end
@@ -273,7 +274,8 @@ function M.check(args, L, path)
   if args.format == "json" then
     print_json(report)
   else
-    local lines = { ("ledger %s: %d records, %d keys: %s"):format(path, report.records or 0, report.keys or 0,
+    local lines = { ("ledger %s: %s, %s: %s"):format(path, output.count(report.records or 0, "record"),
+      output.count(report.keys or 0, "key"),
       report.ok and "ok" or "DAMAGED") }
     if (report.torn_tail or 0) > 0 then
       lines[#lines + 1] = ("  torn last line (%d bytes; a crash mid-write, removed by the next write)"):format(

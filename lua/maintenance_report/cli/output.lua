@@ -25,6 +25,11 @@ function output.scrub(s)
 end
 
 --- Writes one line to stderr, scrubbed, without control characters inside it.
+--- "1 VIN", "2 VINs": n and the noun in the number n needs (plural defaults to noun .. "s").
+function output.count(n, noun, plural)
+  return string.format("%d %s", n, n == 1 and noun or (plural or noun .. "s"))
+end
+
 function output.say(line)
   line = output.scrub(line):gsub("[%z\1-\8\11-\31\127]", " ")
   io.stderr:write(line, "\n")

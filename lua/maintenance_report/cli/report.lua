@@ -5,6 +5,7 @@ local exit = require "maintenance_report.cli.exit"
 local hints = require "maintenance_report.cli.hints"
 local output = require "maintenance_report.cli.output"
 local query = require "maintenance_report.cli.query"
+local validate = require "maintenance_report.validate"
 
 local M = {}
 
@@ -20,7 +21,35 @@ function M.describe(cmd)
   cmd:epilog(exit.HELP)
 end
 
+local WHERE_IDS_ARE = "order ids are printed by `order`, `query` and `batch`, and `" .. output.PROGRAM
+  .. " ledger list` shows those ordered from this machine"
+
+--- The order id, or nil, err (invalid_input) before anything is sent: the library's rule (letters,
+--- digits, '_' and '-'), and at least one digit, which every order id has and words do not.
+function M.check_order_id(s)
+  local id, problem = validate.order_id(s)
+  if not id then return nil, config.usage_error(problem, { field = "order_id", hint = WHERE_IDS_ARE }) end
+  if not id:find("%d") then
+    return nil, config.usage_error(("'%s' is not an order id (it has no digit)"):format(id),
+      { field = "order_id", hint = WHERE_IDS_ARE })
+  end
+  return id
+end
+
+-- The vendor answers an id it does not know with its generic failure (code -1): no retry helps
+-- a mistyped id, so the hint says to check it first.
+local function unknown_id_hint(err, id)
+  if type(err) == "table" and err.kind == "api" and not err.hint then
+    err.hint = ("the API has no report for order id %s, or failed to read it: check the id (%s); "
+      .. "if it is right, reading again later is free"):format(id, WHERE_IDS_ARE)
+  end
+  return err
+end
+
 function M.run(args)
+  local id, id_err = M.check_order_id(args.order_id)
+  if not id then return hints.fail(id_err, args) end
+  args.order_id = id
   local client, err = config.client(args)
   if not client then return hints.fail(err, args) end
   local report
@@ -38,7 +67,7 @@ function M.run(args)
     return code
   end
   if err.kind == "pending" and err.order_id then return query.pending(err, args) end
-  return hints.fail(err, args)
+  return hints.fail(unknown_id_hint(err, args.order_id), args)
 end
 
 return M
