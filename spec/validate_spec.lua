@@ -330,7 +330,8 @@ describe("validate.plate", function()
   it("rejects suffixes and symbols elsewhere", function()
     rejects("京A挂2345", "plate character 3 must be a letter or digit, got '挂'")
     rejects("京A1234#", "plate character 7 must be a letter, a digit, or one of 挂 学 警 港 澳, got '#'")
-    rejects("京A12·45", "plate character 5 must be a letter or digit, got '·'")
+    rejects("京A12·45", "plate has a separator '·' at position 5; one separator is accepted only after the letter, "
+      .. "as in 川A·12345")
   end)
 
   it("rejects malformed new-energy plates", function()

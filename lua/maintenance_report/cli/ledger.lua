@@ -252,8 +252,7 @@ function M.stats(args, L)
   for state in pairs(stats.by_state) do states[#states + 1] = state end
   table.sort(states)
   for _, state in ipairs(states) do lines[#lines + 1] = ("  %-11s %6d"):format(state, stats.by_state[state]) end
-  lines[#lines + 1] = ("orders: %s × ¥%.2f = ¥%.2f"):format(output.count(stats.orders, "order"), price,
-    stats.orders * price)
+  lines[#lines + 1] = ("orders: %d × ¥%.2f = ¥%.2f"):format(stats.orders, price, stats.orders * price)
   if unknown > 0 then
     lines[#lines + 1] = ("may have been charged: %s with an unknown outcome (up to ¥%.2f)"):format(
       output.count(unknown, "order"), unknown * price)

@@ -98,21 +98,19 @@ function Progress:bar_text(c)
   pieces[#pieces + 1] = { text = "ETA " .. (eta and clock(eta) or "-"), keep = 4 }
   local limit = math.max(self.width - 1, 1)
   local function compose(bar_width, level)
-    local words = {}
-    if bar_width > 0 then
-      local filled = self.total > 0 and math.floor(bar_width * (c.done or 0) / self.total) or bar_width
-      words[1] = "[" .. string.rep("#", filled) .. string.rep("-", bar_width - filled) .. "]"
-    end
-    words[#words + 1] = counts
+    local words = { counts }
     for _, piece in ipairs(pieces) do
       if piece.keep > level then words[#words + 1] = piece.text end
     end
-    return table.concat(words, "  ")
+    local text = table.concat(words, "  ")
+    if bar_width <= 0 then return text end
+    local filled = self.total > 0 and math.floor(bar_width * (c.done or 0) / self.total) or bar_width
+    return "[" .. string.rep("#", filled) .. string.rep("-", bar_width - filled) .. "] " .. text
   end
   -- Widest bar that fits with every piece; then fewer pieces; then no bar.
   for level = 0, 6 do
     local base = columns(compose(0, level))
-    local bar_width = math.min(24, limit - base - 4)
+    local bar_width = math.min(24, limit - base - 3)
     if bar_width >= 8 then return compose(bar_width, level) end
   end
   local text = compose(0, 6)
