@@ -159,6 +159,26 @@ describe("the first hour with the CLI", function()
       assert.is_true(core.monotime() - t0 < 2, "took " .. (core.monotime() - t0) .. " s")
     end)
 
+    it("sandbox --tls-cert/--tls-key serves https, verified with the CA, and prints tls_base_url", function()
+      local certs = require("helpers.certs").make()
+      local p = cli.spawn({ "sandbox", "--port", "0", "--tls-cert", certs.server.cert, "--tls-key", certs.server.key },
+        {})
+      local ready = cli.wait_until(function() return (cli.read(p.dir .. "/out") or ""):find("\n") end, 20)
+      local line = cli.read(p.dir .. "/out") or ""
+      local url = line:match("tls_base_url=(https://127%.0%.0%.1:%d+/release)")
+      local answer = url and shell.run(("curl -s --cacert %s %s"):format(q(certs.ca), q(url .. "/nothing")))
+      os.execute("kill -TERM " .. p.pid)
+      local finished = cli.finish(p)
+      local alone = cli.run({ "sandbox", "--tls-cert", certs.ca }, {})
+      require("helpers.certs").remove(certs)
+      assert.truthy(ready, cli.read(p.dir .. "/err"))
+      assert.truthy(url, line)
+      assert.matches("There is no api match", answer, 1, true) -- the gateway, over verified TLS
+      assert.are.equal(0, finished.code)
+      assert.are.equal(2, alone.code)
+      assert.matches("--tls-cert and --tls-key go together", alone.err, 1, true)
+    end)
+
     it("sandbox --help lists the exit codes", function()
       local r = cli.run({ "sandbox", "--help" }, {})
       assert.are.equal(0, r.code)

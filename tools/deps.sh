@@ -1,6 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages given as arguments that are not installed yet.
 set -eu
+# Beyond the Makefile's list: what the specs drive as a user would.
+set -- "$@" \
+    tmux \
+    procps
 missing=""
 for pkg in "$@"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
