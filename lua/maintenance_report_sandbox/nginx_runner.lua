@@ -225,8 +225,13 @@ local function new_prefix(label, on_name)
     end
     local prefix = tmp .. "/maintenance-report-" .. label .. "." .. table.concat(name)
     on_name(prefix)
-    local out, rc = shell.run("mkdir -m 700 " .. q(prefix) .. " && mkdir -m 700 " .. q(prefix .. "/tmp"))
-    if rc == 0 then return prefix end
+    local out, rc = shell.run("mkdir -m 700 " .. q(prefix))
+    if rc == 0 then
+      out, rc = shell.run("mkdir -m 700 " .. q(prefix .. "/tmp"))
+      if rc ~= 0 then return nil, "cannot create " .. prefix .. "/tmp: " .. out end
+      return prefix
+    end
+    on_name(nil) -- not ours: another's with the same name, or none
     if not out:find("exists", 1, true) then return nil, "cannot create " .. prefix .. ": " .. out end
   end
   return nil, "cannot create a private directory in " .. tmp
