@@ -26,6 +26,8 @@ external_dependencies = {
   -- Only the library: Debian keeps curl/curl.h in a multiarch include dir LuaRocks does not search.
   CURL = { library = "curl" },
   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+  -- The Redis ledger store's blocking client (Debian: libhiredis-dev).
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -38,6 +40,13 @@ build = {
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       libraries = { "curl", "crypto", "pthread" },
+    },
+    ["maintenance_report.hiredis"] = {
+      sources = { "src/redis/hiredis.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(HIREDIS_LIBDIR)" },
+      libraries = { "hiredis" },
     },
     ["maintenance_report.backoff"] = "lua/maintenance_report/backoff.lua",
     ["maintenance_report.civil_date"] = "lua/maintenance_report/civil_date.lua",
@@ -65,6 +74,8 @@ build = {
     ["maintenance_report.ledger.crc32"] = "lua/maintenance_report/ledger/crc32.lua",
     ["maintenance_report.ledger.file"] = "lua/maintenance_report/ledger/file.lua",
     ["maintenance_report.ledger.memory"] = "lua/maintenance_report/ledger/memory.lua",
+    ["maintenance_report.ledger.redis"] = "lua/maintenance_report/ledger/redis.lua",
+    ["maintenance_report.ledger.redis_client"] = "lua/maintenance_report/ledger/redis_client.lua",
     ["maintenance_report.ledger.shm"] = "lua/maintenance_report/ledger/shm.lua",
     ["maintenance_report.ledger.util"] = "lua/maintenance_report/ledger/util.lua",
     ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",

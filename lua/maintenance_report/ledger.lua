@@ -8,6 +8,7 @@
 --   ledger.key{ vin =, engine_number =, plate_number = } → "VIN\tENGINE\tPLATE"
 --   ledger.new{ store =, now =, monotime =, sleep =, claim_ttl = } → L
 --   ledger.memory(opts) → L;  ledger.file(path, opts) → L | nil, err;  ledger.shm(dict, opts) → L
+--   ledger.redis(url, opts) → L | nil, err   (docs/fleet.md)
 --   L:begin(fields, { reuse =, retry_unknown =, fresh =, wait =, sleep =, owner = }) → one of
 --     { action = "order",   claim = C }                        hold the key; C:intent() before sending
 --     { action = "poll",    claim = C, order_id =, entry = }   placed, not final: poll, no new charge
@@ -273,6 +274,22 @@ function ledger.shm(dict, opts)
   own.store = require("maintenance_report.ledger.shm").new(dict, store_opts)
   own.now = own.now or (rawget(_G, "ngx") and function() return rawget(_G, "ngx").time() end) or nil
   own.sleep = own.sleep or (rawget(_G, "ngx") and rawget(_G, "ngx").sleep) or nil
+  return ledger.new(own)
+end
+
+--- A ledger over Redis, shared by a fleet: url is redis://[[user]:password@]host[:port][/db].
+--- opts: ledger.new's plus the Redis store's (prefix, wait_replicas, wait_timeout, timeout, pool_size).
+--- Claims expire after claim_ttl (default 60 s here: a dead node's vehicle is taken over
+--- that soon); a holder refreshes its claim before every poll.
+function ledger.redis(url, opts)
+  local own, store_opts = split(opts)
+  local store, err = require("maintenance_report.ledger.redis").new(url, store_opts)
+  if not store then return nil, err end
+  own.store = store
+  own.claim_ttl = own.claim_ttl or 60
+  local ngx = rawget(_G, "ngx")
+  own.now = own.now or (ngx and function() return ngx.time() end) or nil
+  own.sleep = own.sleep or (ngx and ngx.sleep) or nil
   return ledger.new(own)
 end
 

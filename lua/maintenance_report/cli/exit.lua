@@ -38,7 +38,8 @@ Exit codes:
   7  order outcome unknown (HTTP 5xx, timeout, reset, bad reply after the order was sent): it may
      have been charged; do NOT order again without checking your orders (a re-run will not)
   8  the order ledger cannot be read or written (or its Redis store is unreachable), another
-     process is ordering this vehicle, or the spend budget is used up; nothing was sent, unless an order id is printed (then that order exists)
+     process is ordering this vehicle, or the spend budget is used up; nothing was sent,
+     unless an order id is printed (then that order exists)
   130  interrupted (Ctrl-C, SIGTERM); any order id already known is printed
 
 Environment: MAINTENANCE_REPORT_SECRET_ID, MAINTENANCE_REPORT_SECRET_KEY,

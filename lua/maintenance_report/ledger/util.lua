@@ -13,9 +13,11 @@ function util.error(kind, message, fields)
   return err
 end
 
+local PASSED_THROUGH = { ledger = true, ledger_busy = true, store_unavailable = true }
+
 --- A store's failure as a ledger error: err may be a string or an error table.
 function util.store_error(err, what)
-  if type(err) == "table" and (err.kind == "ledger" or err.kind == "ledger_busy") then return err end
+  if type(err) == "table" and PASSED_THROUGH[err.kind] then return err end
   local message = type(err) == "table" and tostring(err.message) or tostring(err)
   return util.error("ledger", (what and what .. ": " or "") .. message)
 end
