@@ -49,6 +49,7 @@ build = {
       libraries = { "hiredis" },
     },
     ["maintenance_report.backoff"] = "lua/maintenance_report/backoff.lua",
+    ["maintenance_report.budget"] = "lua/maintenance_report/budget.lua",
     ["maintenance_report.civil_date"] = "lua/maintenance_report/civil_date.lua",
     ["maintenance_report.classify"] = "lua/maintenance_report/classify.lua",
     ["maintenance_report.cli.batch"] = "lua/maintenance_report/cli/batch.lua",

@@ -325,6 +325,8 @@ end
 
 local ORDER_FIELDS = {
   vin = { type = "string" }, engine_number = { type = "string" }, plate_number = { type = "string" },
+  -- whose spend budget the order draws on (a ledger budget's tenant_day / tenant_month)
+  tenant = { type = "string" },
 }
 
 -- Validates an order request; returns the query parameters or nil, err.
@@ -380,6 +382,8 @@ local function order_failure(err)
   return nil, err
 end
 
+local REFUSED_BEFORE_SEND = { ledger = true, store_unavailable = true, budget_exceeded = true }
+
 local function create_order(st, params, hooks)
   local attempt = 1
   while true do
@@ -391,8 +395,8 @@ local function create_order(st, params, hooks)
       if order then return order end
       return order_failure(err)
     end
-    -- a ledger refusal before sending already says not_placed
-    if err.kind == "ledger" then return nil, err end
+    -- a refusal before sending (ledger, store, budget) already says not_placed
+    if REFUSED_BEFORE_SEND[err.kind] then return nil, err end
     if not (classify.order_retryable(err) and attempt <= st.o.retries) then return order_failure(err) end
     wait_before_retry(st, attempt, "create_order")
     attempt = attempt + 1
@@ -426,7 +430,7 @@ local function unknown_outcome(st, entry)
   })
 end
 
-local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh" }
+local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh", "tenant" }
 
 -- The ledger's decision for a validated order; waits cooperatively for another holder.
 local function begin(st, params, args)
@@ -513,7 +517,7 @@ function Client:create_order(args)
   params, err = order_params(st, args)
   if not params then return nil, err end
   local decision
-  decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0 })
+  decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0, tenant = args.tenant })
   if not decision then return nil, err end
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
   if decision.action ~= "order" then

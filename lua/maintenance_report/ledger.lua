@@ -34,6 +34,7 @@
 -- An intent is armed right before its request's first byte is written, so an
 -- unarmed one (on the same boot) is a request that never left.
 local options = require "maintenance_report.options"
+local budget_mod = require "maintenance_report.budget"
 local util = require "maintenance_report.ledger.util"
 
 local ledger = {}
@@ -113,7 +114,7 @@ function Claim:write(changes, order_id, sync)
     key = self.key, vin = self.vin, engine_number = self.engine_number, plate_number = self.plate_number,
     state = changes.state, order_id = previous.order_id, request_id = previous.request_id,
     created_at = previous.created_at or now, updated_at = now, placed_at = previous.placed_at,
-    owner = self.owner,
+    owner = self.owner, reserved = previous.reserved, tenant = previous.tenant,
   }
   for k, v in pairs(changes) do
     if v == false then entry[k] = nil else entry[k] = v end -- false clears a field
@@ -133,15 +134,31 @@ function Claim:write(changes, order_id, sync)
 end
 
 --- Right before the paid request is written. Only for an "order" decision, once.
+--- With a budget, the order's price is reserved first (nil, budget_exceeded: nothing
+--- written, nothing to send); the intent names its reservation, so that whoever
+--- finds the order not placed gives it back. A failed intent write keeps it: the
+--- intent may be in the store, and a budget errs on the side of spending less.
 function Claim:intent()
   if self.action ~= "order" then error("claim:intent: only an \"order\" decision may place an order", 2) end
   if self.intent_written then error("claim:intent: already called", 2) end
   if self.released then error("claim:intent: the claim was released", 2) end
-  local ok, err = self:write{ state = "intent", created_at = self.ledger.now(), order_id = false,
+  local L = self.ledger
+  local reservation, rerr
+  if L.budget then
+    reservation, rerr = L.budget:reserve(self.tenant, L.now())
+    if not reservation then return nil, rerr end
+  end
+  local ok, err = self:write{ state = "intent", created_at = L.now(), order_id = false,
     request_id = false, placed_at = false, report = false, reason = false, armed = false,
-    boot_id = util.boot_id() or false }
+    boot_id = util.boot_id() or false, reserved = reservation or false, tenant = self.tenant or false }
   if ok then self.intent_written = true end
   return ok, err
+end
+
+-- Gives back the reservation of an intent that was provably not placed.
+local function release_reservation(L, entry)
+  local reserved = entry and entry.reserved
+  if reserved and L.store.unreserve then budget_mod.release_in(L.store, reserved) end
 end
 
 --- After intent(), at the last moment before the request's first byte is
@@ -180,7 +197,10 @@ end
 --- The order was provably not bought (nothing sent, or the vendor refused it).
 function Claim:not_placed(err)
   self:check_state("not_placed", FROM_INTENT)
-  return self:write{ state = "not_placed", reason = reason_of(err) }
+  local intent = self.entry
+  local ok, werr = self:write{ state = "not_placed", reason = reason_of(err), reserved = false }
+  if ok then release_reservation(self.ledger, intent) end
+  return ok, werr
 end
 
 --- The final report: status "ready" or "no_records", report a JSON-encodable table.
@@ -218,7 +238,7 @@ Ledger.__index = Ledger
 
 local NEW_RULES = {
   store = { type = "table" }, now = { type = "function" }, monotime = { type = "function" },
-  sleep = { type = "function" }, claim_ttl = options.number(0.001, 1e9),
+  sleep = { type = "function" }, claim_ttl = options.number(0.001, 1e9), budget = { type = "table" },
 }
 
 --- ledger.new{ store = (required), now = epoch-seconds fn (os.time), monotime = fn (core.monotime),
@@ -227,6 +247,11 @@ function ledger.new(opts)
   local ok, err = options.check("ledger.new", opts, NEW_RULES, 2)
   if not ok then error(tostring(err), 2) end
   if not opts.store then error("ledger.new: store is required", 2) end
+  local budget
+  if opts.budget then
+    budget, err = budget_mod.new(opts.store, opts.budget)
+    if not budget then error("ledger.new: " .. tostring(err), 2) end
+  end
   local core
   local function lazy_core()
     core = core or require "maintenance_report.core"
@@ -238,6 +263,7 @@ function ledger.new(opts)
     monotime = opts.monotime or function() return lazy_core().monotime() end,
     sleep = opts.sleep or function(s) return lazy_core().sleep(s) end,
     claim_ttl = opts.claim_ttl or DEFAULT_CLAIM_TTL,
+    budget = budget,
     reused = 0,
   }, Ledger)
 end
@@ -296,6 +322,7 @@ end
 local BEGIN_RULES = {
   reuse = options.number(0, 1e12), retry_unknown = { type = "boolean" }, fresh = { type = "boolean" },
   wait = options.number(0, 1e9), sleep = { type = "function" }, owner = { type = "string" },
+  tenant = { type = "string" },
 }
 
 local function key_of(fields_or_key)
@@ -338,7 +365,8 @@ function Ledger:begin(fields, opts)
   if not ok then return nil, waited end
   local vin, engine_number, plate_number = ledger.split_key(key)
   local claim = setmetatable({ ledger = self, key = key, token = token, vin = vin,
-    engine_number = engine_number, plate_number = plate_number, owner = opts.owner }, Claim)
+    engine_number = engine_number, plate_number = plate_number, owner = opts.owner, tenant = opts.tenant },
+    Claim)
   local entry, read_err = self.store:read(key)
   if read_err then
     claim:release()
@@ -378,9 +406,10 @@ function Ledger:decide(claim, entry, opts, joined)
     -- Armed, or from another boot (an unsynced arm may be lost): unknown.
     local boot = util.boot_id()
     if not entry.armed and boot ~= nil and entry.boot_id == boot then
-      local ok, err = claim:write{ state = "not_placed", armed = false, reason = { kind = "ledger",
-        message = "the process placing this order stopped before it wrote the request" } }
+      local ok, err = claim:write{ state = "not_placed", armed = false, reserved = false, reason = {
+        kind = "ledger", message = "the process placing this order stopped before it wrote the request" } }
       if not ok then return nil, err end
+      release_reservation(self, entry)
       claim.action = "order"
       return { action = "order", claim = claim }
     end
@@ -441,6 +470,13 @@ function Ledger:stats()
     if type(entry.order_id) == "string" then stats.orders = stats.orders + 1 end
   end
   return stats
+end
+
+--- What the budget has left for tenant (optional) now: budget.remaining's list, or nil
+--- when this ledger has no budget.
+function Ledger:budget_remaining(tenant)
+  if not self.budget then return nil end
+  return self.budget:remaining(tenant, self.now())
 end
 
 --- The store's damage report ({ ok = true, damaged = {} } for stores that cannot be damaged).

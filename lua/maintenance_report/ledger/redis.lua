@@ -275,7 +275,8 @@ end
 
 local function budget_key(self, bucket) return self.prefix .. "{budget}:" .. bucket end
 
---- reserve({ { name =, cap =, ttl = } ... }, amount) → true | false, index, spent | nil, err. Atomic.
+--- reserve({ { name =, cap =, ttl = } ... }, amount) → true | false, { index =, spent = } | nil, err.
+--- Atomic: one script.
 function Store:reserve(buckets, amount)
   local keys, args = {}, {}
   for i, b in ipairs(buckets) do
@@ -286,7 +287,7 @@ function Store:reserve(buckets, amount)
     local reply, err = script(self, conn, "reserve", keys, amount, unpack(args, 1, 2 * #buckets))
     if reply == nil then return nil, err end
     if reply[1] == 1 then return true end
-    return false, reply[2], reply[3]
+    return false, { index = reply[2], spent = reply[3] }
   end)
 end
 

@@ -62,6 +62,18 @@ function util.token()
   return string.format("%d-%d-%d-%s-%d", process_id(), os.time(), counter, address, math.random(0, 2 ^ 30))
 end
 
+--- The budget check every store shares, over its own spent(name) and add(name, delta):
+--- all buckets have room for amount → each gets it, true; else false, { index =, spent = }
+--- (one table, as the stores' locks pass on two results).
+function util.reserve_in(buckets, amount, spent, add)
+  for i, b in ipairs(buckets) do
+    local so_far = spent(b.name)
+    if so_far + amount > b.cap then return false, { index = i, spent = so_far } end
+  end
+  for _, b in ipairs(buckets) do add(b.name, amount) end
+  return true
+end
+
 --- JSON text of an entry (the library's own encoder: stable key order).
 function util.encode(entry)
   return require("maintenance_report.json").encode(entry)
