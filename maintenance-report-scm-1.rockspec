@@ -81,6 +81,7 @@ build = {
     ["maintenance_report.ledger.util"] = "lua/maintenance_report/ledger/util.lua",
     ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",
     ["maintenance_report.options"] = "lua/maintenance_report/options.lua",
+    ["maintenance_report.rate_limit"] = "lua/maintenance_report/rate_limit.lua",
     ["maintenance_report.render.html"] = "lua/maintenance_report/render/html.lua",
     ["maintenance_report.render.json"] = "lua/maintenance_report/render/json.lua",
     ["maintenance_report.render.text"] = "lua/maintenance_report/render/text.lua",

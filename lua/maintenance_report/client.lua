@@ -90,6 +90,7 @@ local OPTION_RULES = {
   random = { type = "function" },
   yield = { type = "function" },
   ledger = { type = "table" },
+  rate_limit = { type = "table" },
   reuse = number(0, 1e12),
   ledger_wait = number(0, 7 * 86400),
 }
@@ -282,6 +283,15 @@ end
 -- unanswered, libcurl would silently send the request again and buy twice.
 local function exchange(st, op, path, params, attempt, hooks)
   local o = st.o
+  if o.rate_limit then
+    -- before signing: a wait here must not age the x-date header
+    local waited, rerr = o.rate_limit:acquire(function(s) return sleep(st, s) end)
+    if not waited then
+      emit(st, { event = "http", op = op, path = path, attempt = attempt, duration = 0, error_kind = rerr.kind })
+      return nil, fail(st, rerr.kind, rerr.message, { sent = false, retryable = true })
+    end
+    if waited > 0 then emit(st, { event = "rate_limit", op = op, waited = waited }) end
+  end
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
   local resp, terr = request(st, {

@@ -91,6 +91,19 @@ function Store:spent(names)
   return out
 end
 
+--- A token bucket (maintenance_report.rate_limit): 0 when a token was taken, else seconds to wait.
+function Store:take_token(name, rate, burst)
+  self.buckets = self.buckets or {}
+  local now, b = self.monotime(), self.buckets[name]
+  if not b then b = { tokens = burst, at = now } self.buckets[name] = b end
+  b.tokens, b.at = math.min(burst, b.tokens + (now - b.at) * rate), now
+  if b.tokens >= 1 then
+    b.tokens = b.tokens - 1
+    return 0
+  end
+  return (1 - b.tokens) / rate
+end
+
 function Store:close()
   self.claims = {}
   return true
