@@ -79,6 +79,7 @@ build = {
     ["maintenance_report.ledger.redis_client"] = "lua/maintenance_report/ledger/redis_client.lua",
     ["maintenance_report.ledger.shm"] = "lua/maintenance_report/ledger/shm.lua",
     ["maintenance_report.ledger.util"] = "lua/maintenance_report/ledger/util.lua",
+    ["maintenance_report.metrics"] = "lua/maintenance_report/metrics.lua",
     ["maintenance_report.normalize"] = "lua/maintenance_report/normalize.lua",
     ["maintenance_report.options"] = "lua/maintenance_report/options.lua",
     ["maintenance_report.rate_limit"] = "lua/maintenance_report/rate_limit.lua",

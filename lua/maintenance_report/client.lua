@@ -450,7 +450,8 @@ local function begin(st, params, args)
   end
   local decision, err = st.o.ledger:begin(fields_of(params), opts)
   emit(st, { event = "ledger", action = decision and decision.action, vin = params[2],
-    error_kind = err and err.kind })
+    error_kind = err and err.kind, joined = decision and decision.joined,
+    taken_over = decision and decision.taken_over })
   if not decision then return ledger_failure(st, err) end
   return decision
 end
@@ -478,6 +479,8 @@ local function place(st, params, claim)
     return true
   end
   local order, err = create_order(st, params, { slot = record_intent, send = arm })
+  emit(st, { event = "order", vin = params[2], outcome = order and "placed" or err.order_outcome,
+    order_id = order and order.order_id, error_kind = err and err.kind })
   if order then
     local ok, lerr = claim:placed(order.order_id, order.request_id)
     if not ok then
@@ -687,7 +690,14 @@ local function query(st, args, progress)
     end
     progress.order_id = order_id
     -- a fresh order is never ready at once; a resumed one may be
-    return poll_placed(st, order_id, args, decision.action == "order", claim)
+    local final, perr = poll_placed(st, order_id, args, decision.action == "order", claim)
+    if final then
+      local placed_at = claim.entry and claim.entry.placed_at
+      emit(st, { event = "report", order_id = order_id, status = final.status, vin = params[2],
+        source = decision.action == "order" and "bought" or (decision.taken_over and "taken_over" or "resumed"),
+        since_order = placed_at and math.max(0, st.o.ledger.now() - placed_at) or nil })
+    end
+    return final, perr
   end)
   claim:release()
   if not done then error(report, 0) end

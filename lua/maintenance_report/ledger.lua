@@ -220,9 +220,14 @@ function Claim:refresh()
     or "cannot refresh the claim: " .. tostring(err), { key = self.key })
 end
 
---- Ends the claim; the entry stays as last written. Idempotent.
+--- Ends the claim; the entry stays as last written. Idempotent. A placed entry
+--- (still polling) is marked released first, so the next holder knows that it
+--- resumes the order rather than takes it over from a dead holder.
 function Claim:release()
   if not self.released then
+    if self.ledger.track_takeovers and self.entry and self.entry.state == "placed" and not self.entry.released then
+      pcall(self.write, self, { state = "placed", released = true }, nil, false)
+    end
     self.released = true
     self.ledger.store:release(self.key, self.token)
   end
@@ -239,6 +244,9 @@ Ledger.__index = Ledger
 local NEW_RULES = {
   store = { type = "table" }, now = { type = "function" }, monotime = { type = "function" },
   sleep = { type = "function" }, claim_ttl = options.number(0.001, 1e9), budget = { type = "table" },
+  -- two more writes per resumed order, so that a poll decision can say taken_over
+  -- (shm and Redis ledgers: where /metrics counts takeovers)
+  track_takeovers = { type = "boolean" },
 }
 
 --- ledger.new{ store = (required), now = epoch-seconds fn (os.time), monotime = fn (core.monotime),
@@ -264,6 +272,7 @@ function ledger.new(opts)
     sleep = opts.sleep or function(s) return lazy_core().sleep(s) end,
     claim_ttl = opts.claim_ttl or DEFAULT_CLAIM_TTL,
     budget = budget,
+    track_takeovers = opts.track_takeovers or false,
     reused = 0,
   }, Ledger)
 end
@@ -298,6 +307,7 @@ end
 function ledger.shm(dict, opts)
   local own, store_opts = split(opts)
   own.store = require("maintenance_report.ledger.shm").new(dict, store_opts)
+  if own.track_takeovers == nil then own.track_takeovers = true end
   own.now = own.now or (rawget(_G, "ngx") and function() return rawget(_G, "ngx").time() end) or nil
   own.sleep = own.sleep or (rawget(_G, "ngx") and rawget(_G, "ngx").sleep) or nil
   return ledger.new(own)
@@ -313,6 +323,7 @@ function ledger.redis(url, opts)
   if not store then return nil, err end
   own.store = store
   own.claim_ttl = own.claim_ttl or 60
+  if own.track_takeovers == nil then own.track_takeovers = true end
   local ngx = rawget(_G, "ngx")
   own.now = own.now or (ngx and function() return ngx.time() end) or nil
   own.sleep = own.sleep or (ngx and ngx.sleep) or nil
@@ -391,14 +402,25 @@ function Ledger:decide(claim, entry, opts, joined)
     local reuse = opts.reuse or 0
     if joined or (not opts.fresh and reuse > 0 and self.now() - (entry.updated_at or 0) < reuse) then
       self.reused = self.reused + 1
-      return { action = "reuse", entry = entry }
+      return { action = "reuse", entry = entry, joined = joined and true or false }
     end
     claim.action = "order"
     return { action = "order", claim = claim }
   end
   if state == "placed" then
     claim.action = "poll"
-    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim }
+    if not self.track_takeovers then
+      return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim }
+    end
+    -- Every holder that stops polling marks the entry released; one that is not
+    -- was left by a holder that died or lost its claim: this one takes it over.
+    local taken_over = not entry.released
+    if not taken_over then
+      -- held again: should this holder die too, the next one takes over
+      local ok, err = claim:write({ state = "placed", released = false }, nil, false)
+      if not ok then return nil, err end
+    end
+    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim, taken_over = taken_over }
   end
   if state == "intent" then
     -- This claim is held, so the intent's writer is gone. Unarmed on this very

@@ -419,6 +419,7 @@ end
 local function open_for_dry_run(args)
   local path, err = config.ledger_path(args)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return config.open_ledger(args) end
   local f = io.open(path, "rb")
   if not f then return false, path end
   f:close()

@@ -16,6 +16,8 @@ config.ENV = {
   source = "MAINTENANCE_REPORT_SOURCE",
   cafile = "MAINTENANCE_REPORT_CAFILE",
   ledger = "MAINTENANCE_REPORT_LEDGER",
+  redis_password = "MAINTENANCE_REPORT_REDIS_PASSWORD",
+  budget = "MAINTENANCE_REPORT_BUDGET",
 }
 
 -- The CLI reuses a final report for a day by default: a second query for the
@@ -114,8 +116,13 @@ function config.add_ledger_options(cmd, opts)
   opts = opts or {}
   cmd:option("--ledger", "Order ledger file (default: $" .. config.ENV.ledger
     .. ", else $XDG_STATE_HOME/maintenance-report/ledger, else ~/.local/state/maintenance-report/ledger)."
-    .. " It records every order before and after it is sent.")
-    :argname("<file>")
+    .. " It records every order before and after it is sent. redis://host:port/db shares one ledger"
+    .. " between machines (its password goes in $" .. config.ENV.redis_password .. ", not on the command line).")
+    :argname("<file|url>")
+  cmd:option("--budget", "Spend caps in yuan, kept in the ledger and shared by everyone using it: "
+    .. "day=N,month=N (either or both), optional price=N (yuan per order, default 17). "
+    .. "An order beyond a cap is refused before it is sent (exit 8). Default: $" .. config.ENV.budget .. ".")
+    :argname("<caps>")
   if opts.reuse then
     cmd:option("--reuse", "Reuse a final report from the ledger that is younger than this (no new order): "
       .. "e.g. 24h, 90m, 3600s; 0 never reuses.", config.DEFAULT_REUSE)
@@ -203,17 +210,58 @@ function config.ledger_path(args, getenv)
   return state .. "/maintenance-report/ledger"
 end
 
---- The file ledger for the command (its directory created 0700): L, path or nil, err.
+--- Whether a --ledger value names a Redis ledger rather than a file.
+function config.is_ledger_url(value)
+  return type(value) == "string" and value:match("^rediss?://") ~= nil
+end
+
+--- --budget (or its environment variable) as ledger budget options; nil when none is set.
+function config.budget(args, getenv)
+  local spec = nonempty(args.budget) or nonempty((getenv or os.getenv)(config.ENV.budget))
+  if not spec then return nil end
+  local out = {}
+  for item in spec:gmatch("[^,]+") do
+    local name, value = item:match("^%s*(%a+)%s*=%s*([%d.]+)%s*$")
+    if not (name == "day" or name == "month" or name == "price") or not tonumber(value) then
+      return nil, usage_error(("--budget takes day=N,month=N[,price=N] in yuan, got '%s'"):format(spec))
+    end
+    out[name] = tonumber(value)
+  end
+  if not (out.day or out.month) then return nil, usage_error("--budget needs day=N or month=N (yuan)") end
+  return out
+end
+
+-- A Redis ledger from a URL: the password from the environment, never argv.
+local function open_redis_ledger(url, from_argv, budget, getenv)
+  local redis_client = require "maintenance_report.ledger.redis_client"
+  local parsed, message = redis_client.parse_url(url)
+  if not parsed then return nil, usage_error("--ledger: " .. message) end
+  if parsed.password and from_argv then
+    return nil, usage_error("--ledger: a password in the URL would be visible to every user in the process "
+      .. "list; put it in $" .. config.ENV.redis_password .. " (or the whole URL in $" .. config.ENV.ledger .. ")")
+  end
+  parsed.password = parsed.password or nonempty(getenv(config.ENV.redis_password))
+  local L, err = require("maintenance_report.ledger").redis(parsed, { budget = budget })
+  if not L then return nil, err end
+  return L, redis_client.describe(parsed)
+end
+
+--- The command's ledger: a file (its directory created 0700), or Redis for a redis:// URL.
+--- Returns L, where (the path, or the URL without credentials) or nil, err.
 function config.open_ledger(args, getenv)
+  getenv = getenv or os.getenv
+  local budget, berr = config.budget(args, getenv)
+  if berr then return nil, berr end
   local path, err = config.ledger_path(args, getenv)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return open_redis_ledger(path, nonempty(args.ledger) ~= nil, budget, getenv) end
   local dir = path:match("^(.*)/[^/]+$")
   if dir and dir ~= "" and not os.rename(dir, dir) then
     -- umask 077: every directory mkdir -p makes (the ledger's own included) is 0700.
     os.execute("umask 077 && mkdir -p " .. require("maintenance_report.cli.terminal").shell_word(dir)
       .. " 2>/dev/null")
   end
-  local L, lerr = require("maintenance_report.ledger").file(path)
+  local L, lerr = require("maintenance_report.ledger").file(path, { budget = budget })
   if not L then return nil, lerr end
   return L, path
 end

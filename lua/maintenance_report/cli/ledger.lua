@@ -65,6 +65,7 @@ end
 local function open(args)
   local path, err = config.ledger_path(args)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return config.open_ledger(args) end
   if not exists(path) then return false, path end
   local L, lerr = require("maintenance_report.ledger").file(path)
   if not L then return nil, lerr end
@@ -243,6 +244,11 @@ function M.stats(args, L)
   local summary = { entries = stats.entries, by_state = stats.by_state, orders = stats.orders,
     spent = stats.orders * price, unit_price = price, unknown = unknown, may_have_been_charged = unknown * price,
     reusable = reusable }
+  if L and L.budget then
+    local remaining, berr = L:budget_remaining()
+    if not remaining then return hints.fail(berr, args) end
+    summary.budget = remaining
+  end
   if args.format == "json" then
     print_json(summary)
     return exit.CODES.ok
@@ -258,6 +264,10 @@ function M.stats(args, L)
       unknown, unknown * price)
   end
   lines[#lines + 1] = ("reusable now: %d final reports younger than --reuse"):format(reusable)
+  for _, b in ipairs(summary.budget or {}) do
+    lines[#lines + 1] = ("budget %s: ¥%.2f left of ¥%.2f (spent ¥%.2f, %d more orders)"):format(
+      b.name, b.remaining, b.cap, b.spent, b.orders_left)
+  end
   io.stdout:write(table.concat(lines, "\n"), "\n")
   return exit.CODES.ok
 end
