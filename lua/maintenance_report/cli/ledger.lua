@@ -67,7 +67,9 @@ local function open(args)
   if not path then return nil, err end
   if config.is_ledger_url(path) then return config.open_ledger(args) end
   if not exists(path) then return false, path end
-  local L, lerr = require("maintenance_report.ledger").file(path)
+  local budget, berr = config.budget(args)
+  if berr then return nil, berr end
+  local L, lerr = require("maintenance_report.ledger").file(path, { budget = budget })
   if not L then return nil, lerr end
   return L, path
 end
