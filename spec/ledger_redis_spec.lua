@@ -10,6 +10,7 @@ local ledger = require "maintenance_report.ledger"
 local redis_store = require "maintenance_report.ledger.redis"
 local redis_client = require "maintenance_report.ledger.redis_client"
 
+local core_sleep = require("maintenance_report.core").sleep
 local ROOT = shell.run("pwd")
 local KEY = "LSVAU2180N2183294\t\t"
 local PASSWORD = "s3cret-redis-pw"
@@ -133,6 +134,29 @@ describe("Redis ledger store", function()
     assert.are.equal("poll", d.action)
     assert.are.equal("ORDER-DOWN-1", d.order_id)
     d.claim:release()
+  end)
+
+  it("with wait_replicas, an intent too few replicas acknowledged fails closed; with a replica it passes", function()
+    local L = assert(ledger.redis(url(), { prefix = "replicas:", wait_replicas = 1, wait_timeout = 0.2 }))
+    local d = assert(L:begin{ vin = "1G4AH59H45G118341" })
+    local ok, err = d.claim:intent()
+    assert.is_nil(ok)
+    assert.are.equal("store_unavailable", err.kind)
+    assert.truthy(tostring(err):find("only 0 of 1 replicas acknowledged", 1, true), tostring(err))
+    d.claim:release()
+    local replica = redis_server.start{ password = PASSWORD, replica_of = server }
+    local conn = raw(server)
+    local deadline = os.time() + 20
+    repeat -- the replica's initial sync: readiness, polled
+      local info = conn:call("INFO", "replication")
+      local synced = info:find("connected_slaves:1", 1, true) and info:find("state=online", 1, true)
+      if not synced then core_sleep(0.05) end
+    until synced or os.time() > deadline
+    conn:close()
+    d = assert(L:begin{ vin = "1M8GDM9AXKP042788" })
+    assert(d.claim:intent())
+    d.claim:release()
+    replica:stop()
   end)
 
   describe("through lua-resty-redis inside nginx", function()

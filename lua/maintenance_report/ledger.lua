@@ -119,15 +119,17 @@ function Claim:write(changes, order_id, sync)
   for k, v in pairs(changes) do
     if v == false then entry[k] = nil else entry[k] = v end -- false clears a field
   end
-  local function fail(message)
-    return nil, util.error("ledger", message, { order_id = order_id or entry.order_id, key = self.key })
+  -- An unreachable shared store keeps its kind (store_unavailable): the caller fails closed the same way.
+  local function fail(message, cause)
+    local kind = type(cause) == "table" and cause.kind == "store_unavailable" and cause.kind or "ledger"
+    return nil, util.error(kind, message, { order_id = order_id or entry.order_id, key = self.key })
   end
   local held, err = L.store:claim(self.key, self.token, L.claim_ttl)
-  if held == nil then return fail("cannot refresh the claim: " .. tostring(err)) end
+  if held == nil then return fail("cannot refresh the claim: " .. tostring(err), err) end
   if not held then return fail("the claim was lost to another holder; the entry was not written") end
   local ok, current = L.store:cas(self.key, self.token, previous.version, entry,
     sync == false and NOT_SYNCED or nil)
-  if ok == nil then return fail("cannot write the ledger: " .. tostring(current)) end
+  if ok == nil then return fail("cannot write the ledger: " .. tostring(current), current) end
   if not ok then return fail("the ledger entry changed under this claim; it was not written") end
   self.entry = entry
   return true

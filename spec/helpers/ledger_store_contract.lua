@@ -61,6 +61,16 @@ contract.cases = {
     got = t:read(KEY)
     check(got.state == "placed" and got.order_id == "O1" and got.version == 2, "version 2 is read back")
   end },
+  { "a version read back (a float after JSON in Lua 5.3+) is the version the next cas expects", function(env)
+    local s, t = env.open(), env.open_other()
+    assert(s:claim(KEY, "a", 60))
+    assert(s:cas(KEY, "a", nil, entry("intent")))
+    local got = t:read(KEY)
+    check(s:cas(KEY, "a", got.version, entry("placed", { order_id = "O1" })) == true, "cas with version " .. got.version)
+    got = t:read(KEY)
+    check(s:cas(KEY, "a", got.version, entry("ready")) == true, "cas with version " .. got.version)
+    check(t:read(KEY).version == 3, "three writes")
+  end },
   { "entries are copies: changing what read returned changes nothing stored", function(env)
     local s = env.open()
     assert(s:claim(KEY, "a", 60))

@@ -42,6 +42,10 @@ function Server:launch()
     "appendonly yes", "appendfsync always", "save \"\"", "maxmemory-policy noeviction",
   }
   if self.password then conf[#conf + 1] = "requirepass " .. self.password end
+  if self.replica_of then
+    conf[#conf + 1] = "replicaof 127.0.0.1 " .. self.replica_of.port
+    if self.replica_of.password then conf[#conf + 1] = "masterauth " .. self.replica_of.password end
+  end
   local f = assert(io.open(self.dir .. "/redis.conf", "w"))
   f:write(table.concat(conf, "\n"), "\n")
   f:close()
@@ -56,10 +60,10 @@ function Server:launch()
   self.watchdog = tonumber(capture("sh -c " .. q(script) .. " >/dev/null 2>&1 </dev/null & echo $!"))
 end
 
---- start{ password = optional } → a running server.
+--- start{ password = optional, replica_of = another server (optional) } → a running server.
 function redis_server.start(opts)
   opts = opts or {}
-  local self = setmetatable({ password = opts.password }, Server)
+  local self = setmetatable({ password = opts.password, replica_of = opts.replica_of }, Server)
   self.dir = capture('mktemp -d "${TMPDIR:-/tmp}/maintenance-report-redis.XXXXXX"')
   for _ = 1, 20 do
     self.port = math.random(20000, 59999)

@@ -225,8 +225,10 @@ function Store:cas(key, token, expected_version, entry)
   local stored = util.copy(entry)
   stored.key, stored.version = key, (expected_version or 0) + 1
   return self:with(function(conn)
+    -- "%d": a version read back from JSON is a float in Lua 5.3+, and "4.0" must still equal "4"
     local reply, err = script(self, conn, "cas", { entry_name, claim }, token,
-      expected_version and tostring(expected_version) or "", fence, util.encode(stored), stored.version)
+      expected_version and ("%d"):format(expected_version) or "", ("%d"):format(fence), util.encode(stored),
+      ("%d"):format(stored.version))
     if reply == nil then return nil, err end
     if reply ~= 1 then
       local text = conn:call("HGET", entry_name, "j")
