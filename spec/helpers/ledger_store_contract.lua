@@ -66,7 +66,8 @@ contract.cases = {
     assert(s:claim(KEY, "a", 60))
     assert(s:cas(KEY, "a", nil, entry("intent")))
     local got = t:read(KEY)
-    check(s:cas(KEY, "a", got.version, entry("placed", { order_id = "O1" })) == true, "cas with version " .. got.version)
+    check(s:cas(KEY, "a", got.version, entry("placed", { order_id = "O1" })) == true,
+      "cas with version " .. got.version)
     got = t:read(KEY)
     check(s:cas(KEY, "a", got.version, entry("ready")) == true, "cas with version " .. got.version)
     check(t:read(KEY).version == 3, "three writes")
