@@ -57,7 +57,8 @@ describe("analysis", function()
 
   it("tolerates a drop within rollback_tolerance_km, and the tolerance is overridable", function()
     local report = cases.clean()
-    table.insert(report.records, { date = "2016-12-01", mileage = 44700, items = {}, materials = {}, category = "repair" })
+    local drop = { date = "2016-12-01", mileage = 44700, items = {}, materials = {}, category = "repair" }
+    table.insert(report.records, drop)
     assert.is_nil(find(run(report), "odometer_rollback"), "300 km below: within 500")
     assert.truthy(find(run(report, { rollback_tolerance_km = 100 }), "odometer_rollback"))
   end)
