@@ -7,9 +7,9 @@
 --
 -- analyze(report, opts) -> {
 --   verdict  = { level = "ok"|"attention"|"high_risk"|"no_records", zh =, en =, rule = },
---   findings = { { id =, severity = "high"|"medium"|"info", zh =, en =, records = {record…} }… },
+--   findings = { { id =, severity = "high"|"medium"|"info", zh =, en =, supporting_records = {record…} }… },
 --   as_of = "YYYY-MM-DD", thresholds = { … the values used … } }
--- `records` are the report's own record tables that support the finding.
+-- `supporting_records` are the report's own record tables that support the finding.
 local civil_date = require "maintenance_report.civil_date"
 local options = require "maintenance_report.options"
 
@@ -120,7 +120,7 @@ local function settings(opts)
 end
 
 local function finding(list, id, severity, zh, en, records)
-  list[#list + 1] = { id = id, severity = severity, zh = zh, en = en, records = records or {} }
+  list[#list + 1] = { id = id, severity = severity, zh = zh, en = en, supporting_records = records or {} }
 end
 
 -- Dated records with a mileage, in date order (the normalizer sorts them stably).
