@@ -311,11 +311,11 @@ ol.finding-list { margin: 0; padding-left: 0; list-style: none; }
 .notice { font-weight: 600; }
 table { width: 100%; border-collapse: collapse; font-size: 13px; }
 th, td { border-bottom: 1px solid #e0e0e0; padding: 4px 6px; text-align: left; vertical-align: top;
-  min-width: 4.5em; overflow-wrap: anywhere; }
+  min-width: 5.5em; overflow-wrap: anywhere; } /* border-box: 4 characters plus the padding */
 th { background: #f0f4f8; white-space: nowrap; }
 td.date, td.num, td.cat { white-space: nowrap; }
 td.num { text-align: right; }
-td.type { min-width: 5.5em; }
+td.type { min-width: 6.5em; }
 td.items { min-width: 12em; }
 td.materials { min-width: 8em; }
 tr.cat-bodywork td.cat { color: #c62828; font-weight: 600; }
