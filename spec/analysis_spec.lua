@@ -200,4 +200,32 @@ describe("analysis", function()
     assert.are.equal(a, report.analysis)
     assert.are.equal(a, analysis.attach(report))
   end)
+
+  describe("on the sandbox's scenario VINs", function()
+    local cjson = require "cjson"
+    local scenarios = require "maintenance_report_sandbox.scenarios"
+    local reports = require "maintenance_report_sandbox.reports"
+    local SANDBOX_AS_OF = string.format("%04d-%02d-%02d", reports.AS_OF[1], reports.AS_OF[2], reports.AS_OF[3])
+    -- scenario -> the findings it is made for (a flood or fire visit is also one of the
+    -- vendor's component records, so its component flag shows too)
+    local expected = {
+      clean = "", one_year = "",
+      rollback = "mileage_flag_contradicted,odometer_rollback",
+      fast_mileage = "implausible_mileage_rate,mileage_flag_contradicted,service_gap",
+      mileage_flag_abnormal = "mileage_flag_contradicted",
+      structural = "structural",
+      airbag = "airbag,major_component", flood = "flood,major_component", fire = "fire,major_component",
+      major_component = "major_component",
+      service_gap = "service_gap",
+      last_service_old = "last_service_old",
+      service_count_mismatch = "service_count_mismatch",
+    }
+    for _, f in ipairs(scenarios.FINDINGS) do
+      it(f[1] .. " gives " .. (expected[f[1]] ~= "" and expected[f[1]] or "no finding"), function()
+        local vin = assert(scenarios.vin(f[1]))
+        local report = normalize.report(cjson.decode(reports.ready_json(vin)), "ready", "O")
+        assert.are.equal(expected[f[1]], ids(run(report, { as_of = SANDBOX_AS_OF })))
+      end)
+    end
+  end)
 end)
