@@ -195,7 +195,7 @@ describe("render.html", function()
     assert.is_true(#labels >= 4, table.concat(labels, ","))
     for _, l in ipairs(labels) do assert.truthy(l:match("^2016%-%d%d$"), l) end
     assert.is_true(#all_with(short, "x-label", "chart-narrow") >= 2)
-    -- one record: still two date labels
+    -- one record: still a date label
     local one = cases.clean()
     one.records = { one.records[2] }
     assert.is_true(#all_with(page(one), "x-label", "chart-wide") >= 1)
