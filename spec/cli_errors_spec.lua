@@ -54,7 +54,7 @@ describe("CLI errors", function()
     it("for argparse's own errors: unknown option, missing --vin, bad number, bad choice", function()
       for _, args in ipairs{
         { "query", "--vin", VIN, "--bogus" }, { "query" }, { "order", "--vin", VIN, "--timeout", "soon" },
-        { "query", "--vin", VIN, "--format", "pdf" }, { "query", "--vin", VIN, "--poll-interval", "0" },
+        { "query", "--vin", VIN, "--format", "xml" }, { "query", "--vin", VIN, "--poll-interval", "0" },
         { "batch" }, { "frobnicate" }, {},
       } do
         local r = run(args)

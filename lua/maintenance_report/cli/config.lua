@@ -94,7 +94,8 @@ function config.add_poll_options(cmd, default_max_wait)
 end
 
 function config.add_format_options(cmd)
-  cmd:option("--format", "Output format: text, json or html.", "text"):choices{ "text", "json", "html" }
+  cmd:option("--format", "Output format: text, json, html or pdf (pdf: through headless Chromium).", "text")
+    :choices{ "text", "json", "html", "pdf" }
   cmd:option("-o --output", "Write the output to FILE instead of stdout."):argname("<file>")
   cmd:flag("--raw", "With --format json: include the vendor's response body as \"raw\".")
 end
@@ -285,6 +286,11 @@ end
 --- A client for the command's flags and environment: client, nil, settings or nil, err.
 --- extra: client options over the flags' (ledger = L from config.open_ledger, and its ledger_path).
 function config.client(args, extra, getenv)
+  if args.format == "pdf" then
+    -- before any request: a paid report must not arrive with nothing to print it
+    local chromium, perr = require("maintenance_report.render.pdf").chromium(getenv)
+    if not chromium then return nil, perr end
+  end
   local settings, err = config.settings(args, getenv)
   if not settings then return nil, err end
   local opts = config.client_options(settings, args, extra)
