@@ -120,7 +120,8 @@ classify.GATEWAY_TEXTS = {
   { id = "xdate_required", statuses = { 401 }, kind = "auth",
     pattern = "^HMAC signature cannot be verified, a valid x%-date header is required for HMAC Authentication$" },
   { id = "date_required", statuses = { 401, 403 }, kind = "auth",
-    pattern = "^HMAC signature cannot be verified, a valid date or x%-date header is required$" },
+    pattern = "^HMAC signature cannot be verified, a valid date or x%-date header is required$",
+    alt_pattern = "^HMAC signature cannot be verified, a valid date header is required$" }, -- the guide's 403
   { id = "auth_header_required", statuses = { 401 }, kind = "auth",
     pattern = "^HMAC signature cannot be verified, a validate authorization header is required$" },
   { id = "header_required", statuses = { 401, 403 }, kind = "auth",
@@ -201,7 +202,7 @@ function classify.gateway_text(text)
   if type(text) ~= "string" then return nil end
   local bare = text:gsub("%s+$", ""):gsub("%.$", "")
   for _, entry in ipairs(classify.GATEWAY_TEXTS) do
-    if bare:find(entry.pattern) then return entry end
+    if bare:find(entry.pattern) or (entry.alt_pattern and bare:find(entry.alt_pattern)) then return entry end
   end
   return nil
 end

@@ -16,6 +16,7 @@ config.ENV = {
   source = "MAINTENANCE_REPORT_SOURCE",
   cafile = "MAINTENANCE_REPORT_CAFILE",
   ledger = "MAINTENANCE_REPORT_LEDGER",
+  auth = "MAINTENANCE_REPORT_AUTH",
 }
 
 -- The CLI reuses a final report for a day by default: a second query for the
@@ -66,6 +67,9 @@ end
 --- The credential options and --endpoint, --cafile, --insecure, --timeout, --connect-timeout.
 function config.add_connection_options(cmd)
   config.add_credential_options(cmd)
+  cmd:option("--auth", "How requests are signed: key (key pair: SecretId/SecretKey) or app (app key: "
+    .. "ApiAppKey/ApiAppSecret in the same places) (default: $" .. config.ENV.auth .. " or key).")
+    :choices{ "key", "app" }
   cmd:option("--endpoint", "Base URL of the API (default: $" .. config.ENV.endpoint
     .. " or the vendor's).")
   cmd:option("--cafile", "CA bundle to verify the server (default: $" .. config.ENV.cafile .. ").")
@@ -182,6 +186,10 @@ function config.settings(args, getenv)
     f:close()
   end
   s.insecure = args.insecure and true or nil
+  s.auth = nonempty(args.auth) or nonempty(getenv(config.ENV.auth))
+  if s.auth and s.auth ~= "key" and s.auth ~= "app" then
+    return nil, usage_error("$" .. config.ENV.auth .. " must be key or app, got '" .. s.auth .. "'")
+  end
   return s
 end
 
@@ -221,7 +229,7 @@ end
 --- Client options from the settings and the command's flags; extra is merged in.
 function config.client_options(settings, args, extra)
   local o = { secret_id = settings.secret_id, secret_key = settings.secret_key }
-  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure" } do o[k] = settings[k] end
+  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure", "auth" } do o[k] = settings[k] end
   o.timeout = args.timeout
   o.connect_timeout = args.connect_timeout
   o.poll_interval = args.poll_interval
