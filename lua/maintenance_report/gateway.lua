@@ -137,6 +137,7 @@ end
 --- "ahead of" / "behind" the gateway's clock, in whole seconds, for messages.
 function gateway.describe_skew(skew)
   local s = math.floor(math.abs(skew) + 0.5)
+  if s == 0 then return "the local clock agrees with the gateway's (to the second)" end
   return ("the local clock is %d s %s the gateway's"):format(s, skew >= 0 and "ahead of" or "behind")
 end
 
