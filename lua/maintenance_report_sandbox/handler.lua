@@ -141,16 +141,26 @@ local function rate_limit(limit)
   end
 end
 
+-- Answers with a published text (gateway.TEXTS): the alternative wording when
+-- the status asked for is the signing guide's.
+local function gateway_text(id, status)
+  ngx.shared.mr_sandbox_stats:incr("gw:answered", 1, 0)
+  local entry = gateway.TEXTS[id]
+  local text = entry[2]
+  if status and entry.alt and status == entry.alt[1] then text = entry.alt[2] end
+  return reply(status or entry[1], faults.message_json(text))
+end
+
 function M.api()
   ngx.header["X-Api-RequestId"] = ngx.var.request_id
   local cfg = switches()
-  if cfg.answer and state.fire("gw:answer", cfg.times or 0) then
-    ngx.shared.mr_sandbox_stats:incr("gw:answered", 1, 0)
-    local entry = gateway.TEXTS[cfg.answer]
-    local status, text = entry[1], entry[2]
-    if cfg.status and entry.alt and cfg.status == entry.alt[1] then status, text = entry.alt[1], entry.alt[2] end
-    return reply(cfg.status or status, faults.message_json(text))
+  -- /__text/ID/STATUS/…: that text for this request only (0: its first status), so
+  -- that concurrent specs need no shared switch.
+  local text_id, text_status = ngx.var.uri:match("^/__text/([%w_]+)/(%d+)/")
+  if text_id and gateway.TEXTS[text_id] then
+    return gateway_text(text_id, tonumber(text_status) ~= 0 and tonumber(text_status) or nil)
   end
+  if cfg.answer and state.fire("gw:answer", cfg.times or 0) then return gateway_text(cfg.answer, cfg.status) end
   if cfg.rate_limit and rate_limit(cfg.rate_limit) then
     return reply(429, faults.message_json(gateway.TEXTS.rate_limit[2]))
   end
