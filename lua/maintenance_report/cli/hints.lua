@@ -46,7 +46,7 @@ hints.GATEWAY = {
     .. "`" .. output.PROGRAM .. " sign --verbose`",
   date_required = "the gateway got neither Date nor X-Date: a proxy may have dropped them; compare with "
     .. "`" .. output.PROGRAM .. " sign --verbose`",
-  auth_header_required = "the gateway got no Authorization header: a proxy may have dropped it",
+  auth_header_required = "the gateway got no Authorization header: check any proxy on the way",
   header_required = "a signed header did not arrive: check --source ($" .. ENV.source
     .. ") and any proxy between here and the gateway",
   cannot_verify = "the gateway does not know this secret id, or it is not bound to this API: check $"
@@ -58,7 +58,8 @@ hints.GATEWAY = {
     .. "have changed it; compare with `" .. output.PROGRAM .. " sign --verbose`",
   multiple_header = "a signed header arrived twice (a proxy may add its own Date or X-Date): send each once",
   algorithm = "the gateway does not support this HMAC algorithm: use hmac-sha1 or hmac-sha256",
-  format = "the Authorization header is malformed on arrival: a proxy may have changed it",
+  format = "the Authorization header arrived malformed: check any proxy on the way; compare with `"
+    .. output.PROGRAM .. " sign --verbose`",
   headers_invalid = "the headers= list of the Authorization header is not valid for the gateway: use the "
     .. "default signed headers",
   oauth = "this API uses OAuth, not key-pair signing: this client cannot call it",
