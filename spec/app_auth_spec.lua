@@ -76,7 +76,8 @@ describe("app auth", function()
   it("signs the Accept it sends, whatever it is", function()
     local headers = sent_headers({ algorithm = "hmac-sha256", accept = "application/json; charset=utf-8" },
       function(c) c:get_report("abc123") end)
-    local sts = "x-date: " .. DATE .. "\nGET\napplication/json; charset=utf-8\n\n\n/maintenance_report/get?order_id=abc123"
+    local sts = "x-date: " .. DATE .. "\nGET\napplication/json; charset=utf-8\n\n\n"
+      .. "/maintenance_report/get?order_id=abc123"
     assert.are.equal("application/json; charset=utf-8", headers.Accept)
     assert.truthy(headers.Authorization:find(openssl_hmac("sha256", APP_SECRET, sts), 1, true))
   end)
@@ -148,7 +149,8 @@ describe("app auth against the sandbox", function()
   end)
 
   it("is chosen on the command line by --auth app or $MAINTENANCE_REPORT_AUTH", function()
-    local env = cli.sandbox_env(sb, { MAINTENANCE_REPORT_SECRET_ID = APP_KEY, MAINTENANCE_REPORT_SECRET_KEY = APP_SECRET })
+    local env = cli.sandbox_env(sb,
+      { MAINTENANCE_REPORT_SECRET_ID = APP_KEY, MAINTENANCE_REPORT_SECRET_KEY = APP_SECRET })
     local r = cli.run({ "query", "--vin", VIN, "--auth", "app", "--poll-interval", "0.05" }, env)
     assert.are.equal(0, r.code, r.err)
     -- an order id nobody has: past the gateway, the vendor's own error (exit 5), not a 401 (exit 3)

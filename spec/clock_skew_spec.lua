@@ -50,7 +50,9 @@ describe("clock skew against the sandbox", function()
 
   it("measures a small skew on success too, without complaint", function()
     local skews = {}
-    local c = client(30, { on_event = function(ev) if ev.event == "http" then skews[#skews + 1] = ev.clock_skew end end })
+    local c = client(30, { on_event = function(ev)
+      if ev.event == "http" then skews[#skews + 1] = ev.clock_skew end
+    end })
     local _, err = c:get_report("abc123")
     c:close()
     assert.are.equal("api", err.kind) -- the vendor's "no such order": the gateway let it through

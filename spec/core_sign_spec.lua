@@ -336,13 +336,12 @@ describe("core.constant_time_equals", function()
 end)
 
 describe("signer:mac", function()
-  local core = require "maintenance_report.core"
-  local shell = require "maintenance_report_sandbox.shell"
+  local sh = require "maintenance_report_sandbox.shell"
 
   -- base64(HMAC) from the openssl CLI, for data with newlines and UTF-8
   local function openssl(digest, key, data)
-    local out = shell.run(("printf '%%s' %s | openssl dgst -%s -hmac %s -binary | base64 | tr -d '\\n'"):format(
-      shell.quote(data), digest, shell.quote(key)))
+    local out = sh.run(("printf '%%s' %s | openssl dgst -%s -hmac %s -binary | base64 | tr -d '\\n'"):format(
+      sh.quote(data), digest, sh.quote(key)))
     return out
   end
 

@@ -87,8 +87,7 @@ describe("rate-limit headers from the sandbox", function()
   it("gets 429s from the same batch without pacing (the spec above can fail)", function()
     admin(sb, "rate_limit=6")
     local c = client{ pace = false, max_in_flight = 8 }
-    local handles = {}
-    for i = 1, 10 do handles[i] = c:start_query{ vin = sandbox.scenario_vin("normal", 200 + i), max_wait = 10 } end
+    for i = 1, 10 do assert(c:start_query{ vin = sandbox.scenario_vin("normal", 200 + i), max_wait = 10 }) end
     while c:step(0.05) > 0 do end
     c:close()
     assert.is_true(admin(sb, "", "GET").rate_limited > 0)

@@ -228,13 +228,14 @@ describe("sandbox gateway", function()
       admin("auth=app")
       local date = http.http_date()
       local path = "/maintenance/order?vin=" .. VIN .. "&plate_number=&engine_number="
-      local sts = "x-date: " .. date .. "\nGET\napplication/json\n\n\n/maintenance/order?engine_number&plate_number&vin="
-        .. VIN
+      local sts = "x-date: " .. date .. "\nGET\napplication/json\n\n\n"
+        .. "/maintenance/order?engine_number&plate_number&vin=" .. VIN
       local function auth(sig)
         return ('Authorization: hmac id="%s", algorithm="hmac-sha256", headers="x-date", signature="%s"'):format(
           sb.secret_id, sig)
       end
-      local good = { "X-Date: " .. date, "Accept: application/json", auth(http.sign("hmac-sha256", sb.secret_key, sts)) }
+      local good = { "X-Date: " .. date, "Accept: application/json",
+        auth(http.sign("hmac-sha256", sb.secret_key, sts)) }
       assert_order_ok(http.request(sb.base_url .. path, good))
       -- the same signature without the Accept it signed: curl sends */*, and the server signs that
       local res = http.request(sb.base_url .. path, { good[1], good[3] })

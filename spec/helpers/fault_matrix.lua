@@ -272,7 +272,8 @@ end
 -- these before any signature check, so they add nothing to the secrets runs.
 M.GATEWAY_TEXTS = {
   { "apikey_invalid", 401, "HMAC apikey is invalid for API." },
-  { "xdate_required", 401, "HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication." },
+  { "xdate_required", 401,
+    "HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication." },
   { "xdate_skew", 401, "HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication." },
   { "date_required", 401, "HMAC signature cannot be verified, a valid date or x-date header is required." },
   { "date_required", 403, "HMAC signature cannot be verified, a valid date header is required" },
