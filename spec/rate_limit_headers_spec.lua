@@ -70,7 +70,7 @@ describe("rate-limit headers from the sandbox", function()
     assert.truthy(r.err:find("rate limit 1, used 1/1", 1, true), r.err)
   end)
 
-  it("paces a batch below a known limit: no 429, all VINs done", function()
+  it("paces a batch below a limit given with --rate-limit: no 429, all VINs done", function()
     local limit = 6
     admin(sb, "rate_limit=" .. limit)
     local dir = cli.tmpdir()
@@ -78,8 +78,20 @@ describe("rate-limit headers from the sandbox", function()
     for i = 1, 10 do vins[i] = sandbox.scenario_vin("normal", 100 + i) end
     cli.write(dir .. "/in.txt", table.concat(vins, "\n") .. "\n")
     local r = cli.run({ "batch", dir .. "/in.txt", "--rate", "1000", "--concurrency", "8", "--poll-interval", "0.05",
-      "-o", dir .. "/out.jsonl" }, cli.sandbox_env(sb, { MAINTENANCE_REPORT_LEDGER = dir .. "/ledger" }))
+      "--rate-limit", tostring(limit), "-o", dir .. "/out.jsonl" },
+      cli.sandbox_env(sb, { MAINTENANCE_REPORT_LEDGER = dir .. "/ledger" }))
     assert.are.equal(0, r.code, r.err)
+    assert.are.equal(10, sb:stats().orders)
+    assert.are.equal(0, admin(sb, "", "GET").rate_limited)
+  end)
+
+  it("paces below the limit an answer named, from the next request on", function()
+    admin(sb, "rate_limit=6")
+    local c = client{ max_in_flight = 8 }
+    assert(c:get_report("abc123") == nil) -- one answer: X-RateLimit-Limit 6
+    for i = 1, 10 do assert(c:start_query{ vin = sandbox.scenario_vin("normal", 300 + i), max_wait = 10 }) end
+    while c:step(0.05) > 0 do end
+    c:close()
     assert.are.equal(10, sb:stats().orders)
     assert.are.equal(0, admin(sb, "", "GET").rate_limited)
   end)

@@ -294,8 +294,7 @@ local function exchange(st, op, path, params, attempt, hooks)
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
   local gw = st.gateway
-  local sched = st.scheduler
-  gw:pace(function(s) return sleep(st, s) end, o.now, sched and sched:running())
+  gw:pace(function(s) return sleep(st, s) end, o.now)
   local headers, sts = gw:sign(path, params)
   local resp, terr = request(st, {
     method = "GET", url = url, headers = headers,

@@ -32,6 +32,8 @@ gateway.OPTION_RULES = {
     if v == "" or v:find("[%z\1-\31\127-\255]") then return "must be a non-empty printable ASCII media type" end
   end },
   pace = { type = "boolean" },
+  -- the usage plan's limit when it is known in advance (requests per second); answers may refine it
+  rate_limit = { type = "number", min = 0.01, max = 1e6 },
 }
 
 local Gateway = {}
@@ -52,7 +54,7 @@ function gateway.new(o, signer)
     accept = o.accept or "application/json", api_prefix = path,
     auto = o.clock_offset == "auto", offset = type(o.clock_offset) == "number" and o.clock_offset or 0,
     wall_clock = o.wall_clock or os.time, pace_enabled = o.pace ~= false,
-    skew = nil, rate_limit = nil, answered = false, probing = false, next_at = nil,
+    skew = nil, rate_limit = o.rate_limit and { limit = o.rate_limit } or nil, next_at = nil,
   }, Gateway)
 end
 
@@ -99,15 +101,11 @@ function Gateway:sign(path, params)
   return { ["X-Date"] = date, Accept = self.accept, Authorization = authorization }, sts
 end
 
---- Waits (with sleep(seconds), the caller's) until a request may go: one at
---- a time until the gateway first answers (its headers may name a limit), then
---- evenly spaced below a known X-RateLimit-Limit. now: seconds, monotonic.
-function Gateway:pace(sleep, now, concurrent)
+--- Waits (with sleep(seconds), the caller's) until a request may go: evenly
+--- spaced below a known limit (the rate_limit option, or the last
+--- X-RateLimit-Limit). now: seconds, monotonic.
+function Gateway:pace(sleep, now)
   if not self.pace_enabled then return end
-  if concurrent then
-    while not self.answered and self.probing do sleep(0.005) end
-    if not self.answered then self.probing = true end
-  end
   local limit = self.rate_limit and self.rate_limit.limit
   if not limit or limit <= 0 then return end
   local interval = 1 / (limit * gateway.PACE_FRACTION)
@@ -121,10 +119,9 @@ end
 --- rate limit, the clock skew (local minus the gateway's Date, seconds), and
 --- under clock_offset = "auto" the offset that cancels it.
 function Gateway:observe(resp)
-  self.answered, self.probing = true, false
   if not resp then return end
   local rl = classify.rate_limit(resp.headers)
-  if rl then self.rate_limit = rl end
+  if rl and rl.limit then self.rate_limit = rl end
   local server = classify.server_time(resp.headers)
   if server then
     -- Both clocks read in whole seconds (Date and os.time truncate alike): ±1 s.

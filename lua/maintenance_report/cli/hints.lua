@@ -8,6 +8,7 @@ local terminal = require "maintenance_report.cli.terminal"
 
 local hints = {}
 
+local classify = require "maintenance_report.classify"
 local gateway = require "maintenance_report.gateway"
 
 local ENV = config.ENV
@@ -150,10 +151,13 @@ function hints.hint(err, args)
   if kind == "pending" and err.order_id then
     return "no new order is needed; resume with: " .. resume_command(err.order_id, args)
   end
-  local text = err.gateway_text and hints.GATEWAY[err.gateway_text]
+  -- an error made elsewhere (a plugged transport, an older caller) may carry only the text
+  local text_id = err.gateway_text or (err.http_status and (classify.gateway_text(err.code)
+    or classify.gateway_text(err.message)) or {}).id
+  local text = text_id and hints.GATEWAY[text_id]
   -- a failed read of an existing order: the free resume command below says more than the text
   if text and not (err.order_id and (kind == "http" or kind == "network")) then
-    if err.gateway_text == "xdate_skew" and err.clock_skew then
+    if text_id == "xdate_skew" and err.clock_skew then
       return text .. " (measured: " .. gateway.describe_skew(err.clock_skew) .. ")"
     end
     if kind == "quota_exceeded" and err.order_id then
