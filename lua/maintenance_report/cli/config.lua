@@ -251,7 +251,8 @@ function config.client(args, extra, getenv)
   if args.verbose then
     output.say(string.format("[config] endpoint %s, source %s, secret id %s, key from %s%s",
       opts.endpoint or mr.DEFAULT_ENDPOINT, opts.source or mr.DEFAULTS.source, settings.secret_id,
-      settings.key_origin, opts.cafile and (", CA bundle " .. opts.cafile) or ""))
+      settings.key_origin, (opts.cafile and (", CA bundle " .. opts.cafile) or "")
+        .. (opts.auth == "app" and ", app-key auth" or "")))
     if extra and extra.ledger_path then output.say("[config] ledger " .. extra.ledger_path) end
   end
   local client, cerr = mr.new(opts)
