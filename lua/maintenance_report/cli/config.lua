@@ -16,8 +16,8 @@ config.ENV = {
   source = "MAINTENANCE_REPORT_SOURCE",
   cafile = "MAINTENANCE_REPORT_CAFILE",
   ledger = "MAINTENANCE_REPORT_LEDGER",
-  auth = "MAINTENANCE_REPORT_AUTH",
 }
+config.ENV.auth = "MAINTENANCE_REPORT_AUTH" -- key pair or app-key signing (--auth)
 
 -- The CLI reuses a final report for a day by default: a second query for the
 -- same vehicle the same day is almost always a mistake that would cost ¥17.
