@@ -70,7 +70,7 @@ describe("rate-limit headers from the sandbox", function()
     assert.truthy(r.err:find("rate limit 1, used 1/1", 1, true), r.err)
   end)
 
-  it("paces a batch below a limit given with --rate-limit: no 429, all VINs done", function()
+  it("paces a batch below a limit given with --plan-rate-limit: no 429, all VINs done", function()
     local limit = 6
     admin(sb, "rate_limit=" .. limit)
     local dir = cli.tmpdir()
@@ -78,7 +78,7 @@ describe("rate-limit headers from the sandbox", function()
     for i = 1, 10 do vins[i] = sandbox.scenario_vin("normal", 100 + i) end
     cli.write(dir .. "/in.txt", table.concat(vins, "\n") .. "\n")
     local r = cli.run({ "batch", dir .. "/in.txt", "--rate", "1000", "--concurrency", "8", "--poll-interval", "0.05",
-      "--rate-limit", tostring(limit), "-o", dir .. "/out.jsonl" },
+      "--plan-rate-limit", tostring(limit), "-o", dir .. "/out.jsonl" },
       cli.sandbox_env(sb, { MAINTENANCE_REPORT_LEDGER = dir .. "/ledger" }))
     assert.are.equal(0, r.code, r.err)
     assert.are.equal(10, sb:stats().orders)

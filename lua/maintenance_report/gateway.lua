@@ -33,7 +33,7 @@ gateway.OPTION_RULES = {
   end },
   pace = { type = "boolean" },
   -- the usage plan's limit when it is known in advance (requests per second); answers may refine it
-  rate_limit = { type = "number", min = 0.01, max = 1e6 },
+  plan_rate_limit = { type = "number", min = 0.01, max = 1e6 },
 }
 
 local Gateway = {}
@@ -54,7 +54,7 @@ function gateway.new(o, signer)
     accept = o.accept or "application/json", api_prefix = path,
     auto = o.clock_offset == "auto", offset = type(o.clock_offset) == "number" and o.clock_offset or 0,
     wall_clock = o.wall_clock or os.time, pace_enabled = o.pace ~= false,
-    skew = nil, rate_limit = o.rate_limit and { limit = o.rate_limit } or nil, next_at = nil,
+    skew = nil, rate_limit = o.plan_rate_limit and { limit = o.plan_rate_limit } or nil, next_at = nil,
   }, Gateway)
 end
 
@@ -102,7 +102,7 @@ function Gateway:sign(path, params)
 end
 
 --- Waits (with sleep(seconds), the caller's) until a request may go: evenly
---- spaced below a known limit (the rate_limit option, or the last
+--- spaced below a known limit (the plan_rate_limit option, or the last
 --- X-RateLimit-Limit). now: seconds, monotonic.
 function Gateway:pace(sleep, now)
   if not self.pace_enabled then return end
