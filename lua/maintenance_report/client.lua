@@ -12,6 +12,7 @@ local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
 local ngx_transport = require "maintenance_report.transport.ngx"
 local scheduler = require "maintenance_report.scheduler"
+local gateway = require "maintenance_report.gateway"
 
 local client = {}
 
@@ -48,8 +49,8 @@ local OPTION_RULES = {
   end },
   secret_key = { type = "string" },
   source = { type = "string", check = function(v)
-    if v == "" then return "must not be empty" end
-    return no_control(v)
+    local ok, msg = validate.source(v)
+    if not ok then return (msg:gsub("^source ", "")) end
   end },
   endpoint = { type = "string", check = function(v)
     if has_control(v) then return "contains CR, LF or another control character" end
@@ -94,6 +95,8 @@ local OPTION_RULES = {
   reuse = number(0, 1e12),
   ledger_wait = number(0, 7 * 86400),
 }
+
+for k, v in pairs(gateway.OPTION_RULES) do OPTION_RULES[k] = v end
 
 local warned_insecure = false
 
@@ -141,6 +144,11 @@ function client.new(opts)
     return nil, errors.redact(invalid("cannot sign requests: " .. tostring(sign_err)), o.secret_key)
   end
   o.secret_key = nil -- from here on only the signer holds it
+  local gw, gw_err = gateway.new(o, signer)
+  if not gw then
+    signer:close()
+    return nil, invalid(gw_err, { field = "algorithm" })
+  end
   if o.insecure and not warned_insecure then
     warned_insecure = true
     io.stderr:write("maintenance-report: WARNING: TLS certificate checks are OFF (insecure = true); ",
@@ -161,7 +169,7 @@ function client.new(opts)
   o.reuse = o.reuse or 0
   o.ledger_wait = o.ledger_wait or o.max_wait
   local self = setmetatable({}, Client)
-  state_of[self] = { o = o, signer = signer, scrub = function(s) return signer:scrub(s) end }
+  state_of[self] = { o = o, signer = signer, gateway = gw, scrub = function(s) return signer:scrub(s) end }
   return self
 end
 
@@ -221,9 +229,10 @@ local function interpret(st, resp)
   local body = st.scrub(resp.body)
   if status ~= 200 then
     local message = type(decoded) == "table" and type(decoded.message) == "string" and decoded.message or nil
-    local kind, retryable = classify.http(status, message)
+    local kind, retryable, text = classify.http(status, message)
     return nil, fail(st, kind, message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(body)), {
       http_status = status, code = message, request_id = request_id, retryable = retryable,
+      gateway_text = text and text.id,
     })
   end
   if decoded == nil then
@@ -294,14 +303,19 @@ local function exchange(st, op, path, params, attempt, hooks)
   end
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
+  local gw = st.gateway
+  gw:pace(function(s) return sleep(st, s) end, o.now)
+  local headers, sts = gw:sign(path, params)
   local resp, terr = request(st, {
-    method = "GET", url = url, headers = st.signer:sign(),
+    method = "GET", url = url, headers = headers,
     timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
     fresh_connect = op == "create_order",
   }, hooks)
   local decoded, err, request_id
+  local rate_limit = gw:observe(resp)
   if resp then
     decoded, err, request_id = interpret(st, resp)
+    if err then gateway.explain(gw, err, sts, rate_limit) end
   elseif type(terr) == "table" and terr.not_sent_because ~= nil then
     -- before_send refused (the ledger could not record the intent): nothing was written
     err = terr.not_sent_because
@@ -318,7 +332,7 @@ local function exchange(st, op, path, params, attempt, hooks)
   emit(st, {
     event = "http", op = op, path = path, attempt = attempt, duration = o.now() - started,
     status = resp and resp.status, request_id = resp and resp.headers and resp.headers["x-api-requestid"],
-    error_kind = err and err.kind,
+    error_kind = err and err.kind, rate_limit = rate_limit, clock_skew = resp and gw.skew,
   })
   if err then return nil, err end
   return decoded, nil, request_id

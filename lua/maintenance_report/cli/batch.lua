@@ -53,6 +53,9 @@ function M.describe(cmd)
     :convert(config.integer_converter("--concurrency", 1))
   cmd:option("--rate", "Most new orders per second.", tostring(M.DEFAULTS.rate))
     :convert(config.number_converter("--rate", 0, true))
+  cmd:option("--plan-rate-limit", "The usage plan's limit in requests per second, when known: all requests "
+    .. "(orders and polls) stay below it from the first; without it, the gateway's X-RateLimit-Limit "
+    .. "is used once an answer has carried it."):convert(config.number_converter("--plan-rate-limit", 0, true))
   config.add_poll_options(cmd, M.DEFAULTS.max_wait)
   cmd:flag("--strict", "Stop before any order if a row is invalid (default: skip invalid rows).")
   config.add_ledger_options(cmd, { reuse = true })
@@ -486,7 +489,8 @@ function M.run_with_ledger(args, parsed, L, path)
   local core = require "maintenance_report.core"
   local progress = progress_lib.new{ total = #parsed.rows, tty = terminal.isatty(2), now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet }
-  local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path }
+  local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path,
+    plan_rate_limit = args.plan_rate_limit }
   if args.verbose then
     local printer = output.event_printer()
     extra.on_event = function(ev)

@@ -19,6 +19,7 @@ config.ENV = {
   redis_password = "MAINTENANCE_REPORT_REDIS_PASSWORD",
   budget = "MAINTENANCE_REPORT_BUDGET",
 }
+config.ENV.auth = "MAINTENANCE_REPORT_AUTH" -- key pair or app-key signing (--auth)
 
 -- The CLI reuses a final report for a day by default: a second query for the
 -- same vehicle the same day is almost always a mistake that would cost ¥17.
@@ -68,6 +69,9 @@ end
 --- The credential options and --endpoint, --cafile, --insecure, --timeout, --connect-timeout.
 function config.add_connection_options(cmd)
   config.add_credential_options(cmd)
+  cmd:option("--auth", "How requests are signed: key (key pair: SecretId/SecretKey) or app (app key: "
+    .. "ApiAppKey/ApiAppSecret in the same places) (default: $" .. config.ENV.auth .. " or key).")
+    :choices{ "key", "app" }
   cmd:option("--endpoint", "Base URL of the API (default: $" .. config.ENV.endpoint
     .. " or the vendor's).")
   cmd:option("--cafile", "CA bundle to verify the server (default: $" .. config.ENV.cafile .. ").")
@@ -190,6 +194,10 @@ function config.settings(args, getenv)
     f:close()
   end
   s.insecure = args.insecure and true or nil
+  s.auth = nonempty(args.auth) or nonempty(getenv(config.ENV.auth))
+  if s.auth and s.auth ~= "key" and s.auth ~= "app" then
+    return nil, usage_error("$" .. config.ENV.auth .. " must be key or app, got '" .. s.auth .. "'")
+  end
   return s
 end
 
@@ -270,7 +278,7 @@ end
 --- Client options from the settings and the command's flags; extra is merged in.
 function config.client_options(settings, args, extra)
   local o = { secret_id = settings.secret_id, secret_key = settings.secret_key }
-  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure" } do o[k] = settings[k] end
+  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure", "auth" } do o[k] = settings[k] end
   o.timeout = args.timeout
   o.connect_timeout = args.connect_timeout
   o.poll_interval = args.poll_interval
@@ -297,7 +305,8 @@ function config.client(args, extra, getenv)
   if args.verbose then
     output.say(string.format("[config] endpoint %s, source %s, secret id %s, key from %s%s",
       opts.endpoint or mr.DEFAULT_ENDPOINT, opts.source or mr.DEFAULTS.source, settings.secret_id,
-      settings.key_origin, opts.cafile and (", CA bundle " .. opts.cafile) or ""))
+      settings.key_origin, (opts.cafile and (", CA bundle " .. opts.cafile) or "")
+        .. (opts.auth == "app" and ", app-key auth" or "")))
     if extra and extra.ledger_path then output.say("[config] ledger " .. extra.ledger_path) end
   end
   local client, cerr = mr.new(opts)

@@ -42,9 +42,12 @@ function output.event_printer()
     if ev.event == "http" then
       local outcome = ev.status and tostring(ev.status) or ("failed: " .. tostring(ev.error_kind))
       if ev.status and ev.error_kind then outcome = outcome .. " (" .. ev.error_kind .. ")" end
-      output.say(string.format("[http] %s GET %s attempt %d -> %s in %s%s", tostring(ev.op), tostring(ev.path),
+      local rl = ev.rate_limit
+      output.say(string.format("[http] %s GET %s attempt %d -> %s in %s%s%s", tostring(ev.op), tostring(ev.path),
         ev.attempt or 1, outcome, fmt_seconds(ev.duration),
-        ev.request_id and (", request " .. tostring(ev.request_id)) or ""))
+        ev.request_id and (", request " .. tostring(ev.request_id)) or "",
+        rl and (", rate limit %s, used %s/%s"):format(tostring(rl.limit or "?"), tostring(rl.used or "?"),
+          tostring(rl.used_limit or "?")) or ""))
     elseif ev.event == "retry" then
       output.say(string.format("[retry] %s attempt %d failed; retrying in %s", tostring(ev.op), ev.attempt or 0,
         fmt_seconds(ev.delay)))
