@@ -7,6 +7,7 @@ local backoff = require "maintenance_report.backoff"
 local errors = require "maintenance_report.errors"
 local json = require "maintenance_report.json"
 local ledger_mod = require "maintenance_report.ledger"
+local analysis = require "maintenance_report.analysis"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
@@ -577,7 +578,11 @@ local function report_of(st, decoded, order_id, request_id)
     })
   end
   local report = normalize.report(decoded, status, order_id, { utc_offset_hours = o.utc_offset_hours })
-  if report then report.request_id = request_id end
+  if report then
+    report.request_id = request_id
+    -- the findings a buyer reads first; a pending report has nothing to analyse yet
+    if report.status ~= "pending" then report.analysis = analysis.analyze(report) end
+  end
   return report
 end
 
