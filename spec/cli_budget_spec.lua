@@ -40,6 +40,25 @@ describe("CLI budgets and the Redis ledger", function()
     assert.truthy(bad.err:find("day=N,month=N", 1, true), bad.err)
   end)
 
+  it("a batch stops ordering at the cap, and says which rows were not ordered", function()
+    local dir = cli.tmpdir()
+    local vins = {}
+    for i = 1, 5 do vins[i] = sandbox.scenario_vin("normal", 20 + i) end
+    cli.write(dir .. "/in.txt", table.concat(vins, "\n") .. "\n")
+    local before = assert(sb:stats()).orders
+    local r = cli.run({ "batch", dir .. "/in.txt", "--ledger", dir .. "/ledger", "--budget", "day=34",
+      "--output", dir .. "/out.jsonl", "--poll-interval", "0.05", "--concurrency", "1" }, env)
+    assert.are_not.equal(0, r.code, r.err)
+    assert.are.equal(2, assert(sb:stats()).orders - before)
+    assert.truthy(r.err:find("budget_exceeded: .*; no further orders are placed"), r.err)
+    assert.truthy(r.err:find("spent this run: 2 orders", 1, true), r.err)
+    local statuses = {}
+    for _, line in ipairs(cli.json_lines(cli.read(dir .. "/out.jsonl"))) do
+      statuses[line.status] = (statuses[line.status] or 0) + 1
+    end
+    assert.are.equal(2, statuses.ready, r.err)
+  end)
+
   it("refuses a Redis password on the command line and takes it from the environment", function()
     local redis = redis_server.start{ password = "cli-redis-pw" }
     local url = ("redis://:%s@127.0.0.1:%d/0"):format(redis.password, redis.port)

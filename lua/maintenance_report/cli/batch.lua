@@ -28,8 +28,9 @@ local M = {}
 M.DEFAULTS = { concurrency = 8, rate = 5, unit_price = 17, max_active = 1000, max_wait = 900 }
 
 -- Order failures after which no further order can succeed: stop ordering.
+-- (a spent budget or an unreachable Redis ledger refuses every further order alike)
 local STOP_KINDS = { auth = true, forbidden = true, quota_exceeded = true, not_found = true, tls = true,
-  ledger = true }
+  ledger = true, budget_exceeded = true, store_unavailable = true }
 -- So many network failures in a row (each provably not placed) stop ordering too.
 local MAX_NETWORK_FAILURES = 5
 local RATE_LIMIT_RETRIES = 3
