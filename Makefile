@@ -21,11 +21,16 @@ COREJIT = build/luajit/maintenance_report/core.so
 # The sandbox rock's own C module (exec for its foreground mode), not part of the core.
 PROC54  = build/lua5.4/maintenance_report_sandbox/process.so
 PROCJIT = build/luajit/maintenance_report_sandbox/process.so
+# The blocking Redis client of the Redis ledger store (hiredis), its own module
+# so that the core needs no hiredis.
+REDIS54  = build/lua5.4/maintenance_report/hiredis.so
+REDISJIT = build/luajit/maintenance_report/hiredis.so
 
 # Debian packages the build, the tests, the sandbox and the benchmarks need.
 DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-argparse lua-check \
-  lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk valgrind
+  lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk valgrind \
+  libhiredis-dev redis-server lua-nginx-redis prometheus
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 
@@ -33,7 +38,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 
 all: build
 
-build: $(CORE54) $(COREJIT) $(PROC54) $(PROCJIT)
+build: $(CORE54) $(COREJIT) $(PROC54) $(PROCJIT) $(REDIS54) $(REDISJIT)
 
 $(CORE54): $(SRC) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -50,6 +55,14 @@ $(PROC54): src/sandbox/process.c Makefile
 $(PROCJIT): src/sandbox/process.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $< -o $@
+
+$(REDIS54): src/redis/hiredis.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $< -o $@ -lhiredis
+
+$(REDISJIT): src/redis/hiredis.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -fPIC -shared -I$(LUAJIT_INC) $< -o $@ -lhiredis
 
 deps:
 	@sh tools/deps.sh $(DEB_PACKAGES)

@@ -223,7 +223,7 @@ describe("the first hour with the CLI", function()
     end)
   end)
 
-  it("starts no child process that inherits the secret key", function()
+  it("starts no child process that inherits the secret key or the Redis password", function()
     local dir = cli.tmpdir()
     -- mkdir runs when the ledger's directory is new; this one records its environment.
     shell.run("mkdir " .. q(dir .. "/bin"))
@@ -231,11 +231,13 @@ describe("the first hour with the CLI", function()
     shell.run("chmod +x " .. q(dir .. "/bin/mkdir"))
     cli.write(dir .. "/in.txt", vins(1, 760)[1] .. "\n")
     local r = cli.run({ "batch", dir .. "/in.txt", "--output", dir .. "/out.jsonl", "--poll-interval", "0.05",
-      "--ledger", dir .. "/new/dir/ledger" }, cli.merge(env, { PATH = dir .. "/bin:" .. os.getenv("PATH") }))
+      "--ledger", dir .. "/new/dir/ledger" }, cli.merge(env, { PATH = dir .. "/bin:" .. os.getenv("PATH"),
+      MAINTENANCE_REPORT_REDIS_PASSWORD = "first-hour-redis-pass" }))
     assert.are.equal(0, r.code, r.err) -- the key was used: the order and the report went through
     local seen = shell.run("cat " .. q(dir) .. "/env.* 2>/dev/null || true")
     assert.matches("PATH=", seen, 1, true) -- the shim ran
     assert.not_matches("MAINTENANCE_REPORT_SECRET_KEY", seen, 1, true)
     assert.not_matches("first-hour-key", seen, 1, true)
+    assert.not_matches("first-hour-redis-pass", seen, 1, true)
   end)
 end)

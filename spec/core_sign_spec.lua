@@ -334,3 +334,25 @@ describe("core.constant_time_equals", function()
     assert.is_true(core.constant_time_equals("", ""))
   end)
 end)
+
+describe("signer:mac", function()
+  local sh = require "maintenance_report_sandbox.shell"
+
+  -- base64(HMAC) from the openssl CLI, for data with newlines and UTF-8
+  local function openssl(digest, key, data)
+    local out = sh.run(("printf '%%s' %s | openssl dgst -%s -hmac %s -binary | base64 | tr -d '\\n'"):format(
+      sh.quote(data), digest, sh.quote(key)))
+    return out
+  end
+
+  it("is base64(HMAC(key, data)) with the signer's algorithm, as openssl computes it", function()
+    local data = "x-date: Mon, 01 Dec 2025 00:00:00 GMT\nGET\napplication/json\n\n\n/p?a=京&b"
+    for _, alg in ipairs{ "sha1", "sha256", "sha384", "sha512" } do
+      local s = assert(core.signer{ secret_id = "AKIDmac", secret_key = "mac-key-1", algorithm = "hmac-" .. alg })
+      assert.are.equal(openssl(alg, "mac-key-1", data), s:mac(data))
+      assert.are.equal(openssl(alg, "mac-key-1", ""), s:mac(""))
+      s:close()
+      assert.has_error(function() s:mac(data) end, "signer is closed")
+    end
+  end)
+end)

@@ -176,6 +176,67 @@ describe("fault matrix", function()
   end)
 end)
 
+-- Every published gateway text (gateway.md), by the kind its wording says,
+-- whichever of the two documented statuses it comes with. Written from
+-- gateway.md: the gateway answers these itself, before the vendor, except the
+-- ones about the backend (499 after forwarding, 5xx), whose order may have run.
+local TEXT_KINDS = {
+  auth = { "apikey_invalid", "xdate_required", "xdate_skew", "date_required", "id_or_signature_missing",
+    "multiple_header", "header_required", "algorithm", "format", "headers_invalid", "cannot_verify", "mismatch",
+    "auth_header_required", "oauth" },
+  forbidden = { "no_usage_plan", "client_ip", "ip_denied", "params_fail", "header_param", "path_param",
+    "query_param", "body_param", "form_content_type", "https_not_allowed", "http_not_allowed", "cors" },
+  not_found = { "no_micro_service", "no_host", "get_host_fail", "method_unsupported", "no_api", "no_match_host",
+    "no_match_env", "no_match_default_env", "no_match_uri", "no_match_method", "method_not_allowed" },
+  rate_limited = { "rate_limit" }, quota_exceeded = { "quota" },
+}
+local EXPECTED_TEXT = {}
+for kind, ids in pairs(TEXT_KINDS) do
+  for _, id in ipairs(ids) do
+    EXPECTED_TEXT[id] = { kind = kind, retryable = kind == "rate_limited", outcome = "not_placed" }
+  end
+end
+for _, id in ipairs{ "api_config", "tsf_config", "mock_config", "cors_config" } do
+  -- the gateway's own configuration: nothing was forwarded, and the same answer comes again
+  EXPECTED_TEXT[id] = { kind = "http", retryable = false, outcome = "not_placed" }
+end
+EXPECTED_TEXT.client_closed = { kind = "network", retryable = true, outcome = "unknown" }
+for _, id in ipairs{ "query_params_error", "internal_error", "bad_gateway", "gateway_timeout" } do
+  EXPECTED_TEXT[id] = { kind = "http", retryable = true, outcome = "unknown" }
+end
+
+describe("fault matrix: every published gateway text", function()
+  local env
+  lazy_setup(function() env = fm.start() end)
+  lazy_teardown(function() if env then env:stop() end end)
+
+  it("covers every text of gateway.md with an expectation", function()
+    assert.is_true(#fm.GATEWAY_FAULTS >= 50)
+    for _, fault in ipairs(fm.GATEWAY_FAULTS) do
+      assert.is_table(EXPECTED_TEXT[fault.text_id], "no expectation for " .. fault.text_id)
+    end
+  end)
+
+  for _, fault in ipairs(fm.GATEWAY_FAULTS) do
+    local want = EXPECTED_TEXT[fault.text_id] or {}
+    it(("%s → %s"):format(fault.label, tostring(want.kind)), function()
+      local o = fm.run_case(env, fault, "create_order")
+      assert.is_true(o.ok, o.lua_error)
+      assert.are.equal(fault.status, o.err.http_status)
+      assert.are.equal(fault.text, o.err.code) -- the sandbox sent exactly the published text
+      assert.are.equal(want.kind, o.kind)
+      assert.are.equal(want.outcome, o.outcome)
+      assert.are.equal(fault.text_id, o.err.gateway_text)
+      assert.are.equal(1, o.attempts) -- an order is never sent twice
+      assert.are.equal(0, o.sends)    -- the gateway answered; the vendor saw nothing
+      local r = fm.run_case(env, fault, "get_report")
+      assert.are.equal(want.kind, r.kind)
+      assert.are.equal(want.retryable, r.retryable)
+      assert.are.equal(want.retryable and 1 + fm.REPORT_RETRIES or 1, r.attempts)
+    end)
+  end
+end)
+
 describe("1,000 failing calls", function()
   local server
   lazy_setup(function() server = fm.start_fault_server() end)

@@ -49,6 +49,18 @@ describe("ledger:begin", function()
     assert.are.same({ "placed", "O-1", "REQ-O-1", 2 }, { entry.state, entry.order_id, entry.request_id, entry.version })
   end)
 
+  it("tells a takeover (the holder died while polling) from a resume (it stopped and released)", function()
+    local L = ledger.memory{ track_takeovers = true }
+    order_placed(L, "O-1")
+    local d = assert(L:begin(VEHICLE))
+    assert.are.same({ "poll", false }, { d.action, d.taken_over })
+    -- this holder dies: its claim ends without a release (a shm ttl, a Redis PX, a dropped flock)
+    L.store:release(d.claim.key, d.claim.token)
+    d = assert(L:begin(VEHICLE))
+    assert.are.same({ "poll", true }, { d.action, d.taken_over })
+    d.claim:release()
+  end)
+
   it("reuses a final report younger than `reuse` seconds, and orders again when older, when fresh, or at 0",
     function()
       local L, clock = virtual()

@@ -4,6 +4,7 @@ local core = require "maintenance_report.core"
 local nginx = require "maintenance_report_sandbox.nginx_runner"
 local sandbox = require "maintenance_report_sandbox"
 local shell = require "helpers.shell"
+local openresty_example = require "helpers.openresty_example"
 
 local q = shell.quote
 local ROOT = shell.run("pwd")
@@ -30,29 +31,8 @@ local function start_with_env(opts, env)
   return nginx.start(opts)
 end
 
--- The example's http-level include, listening on the runner's port, and the
--- `env` lines of the example's nginx.conf: the same content a user runs.
--- settings (optional): a Lua table constructor, configured after the shipped settings.
-local function example_http(settings)
-  local conf = read_file(EXAMPLE .. "/maintenance_report.conf")
-  local rendered, n = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:${PORT};")
-  assert(n == 1, "the example no longer listens on 127.0.0.1:8080")
-  if settings then
-    rendered, n = rendered:gsub('(require%("vehicle_report"%)%.configure%b{})', function(shipped)
-      return shipped .. '\n  require("vehicle_report").configure' .. settings
-    end)
-    assert(n == 1, "the example no longer configures vehicle_report in init_by_lua_block")
-  end
-  return rendered
-end
-
-local function example_env_lines()
-  local lines = {}
-  for line in read_file(EXAMPLE .. "/nginx.conf"):gmatch("[^\n]+") do
-    if line:match("^env ") then lines[#lines + 1] = line end
-  end
-  return table.concat(lines, "\n")
-end
+local example_http = openresty_example.http
+local example_env_lines = openresty_example.env_lines
 
 -- Phases that cannot yield, on a second virtual server of the same nginx.
 local PHASE_SERVER = [[

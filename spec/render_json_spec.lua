@@ -70,8 +70,26 @@ describe("render.json", function()
     assert.is_nil(decoded.raw)
     local expected = {}
     for k, v in pairs(report) do if k ~= "raw" then expected[k] = v end end
+    assert.are.equal("table", type(decoded.analysis))
+    decoded.analysis = nil
     assert.is_true(same(expected, decoded))
     local with_raw = cjson.decode(render.report(report, { raw = true }))
     assert.are.equal("0", with_raw.raw.code)
+  end)
+
+  it("puts the queried identity and the findings first", function()
+    local cases = require "fixtures.analysis_cases"
+    local s = render.report(cases.rollback(), { indent = "  ", query = { vin = "WBAXW1104J0X16755" },
+      analysis = { as_of = cases.AS_OF } })
+    local decoded = cjson.decode(s)
+    assert.are.equal("WBAXW1104J0X16755", decoded.query.vin)
+    assert.are.equal("高风险", decoded.analysis.verdict.zh)
+    assert.are.equal("odometer_rollback", decoded.analysis.findings[1].id)
+    assert.are.equal(15000, decoded.analysis.findings[1].supporting_records[2].mileage)
+    assert.is_true(s:find('"query"', 1, true) < s:find('"analysis"', 1, true))
+    assert.is_true(s:find('"findings"', 1, true) < s:find('"status"', 1, true))
+    assert.is_true(s:find('"findings"', 1, true) < s:find('"vehicle"', 1, true))
+    -- a clean report: an empty findings list, still a list
+    assert.truthy(render.report(cases.clean(), { analysis = { as_of = cases.AS_OF } }):find('"findings":[]', 1, true))
   end)
 end)

@@ -60,9 +60,10 @@ describe("render.text", function()
     local r = ready()
     local s = text.render(r)
     local positions = {}
+    local timeline = assert(s:find("维修保养时间线", 1, true)) -- findings above may cite dates too
     for i, rec in ipairs(r.records) do
       local head = rec.date .. " "
-      local at = s:find(head, 1, true)
+      local at = s:find(head, timeline, true)
       assert.truthy(at, head)
       positions[i] = at
       if rec.mileage then
@@ -91,5 +92,25 @@ describe("render.text", function()
     local p = text.render{ status = "pending", order_id = "O-PD" }
     assert.truthy(p:find("报告生成中", 1, true))
     assert.truthy(p:find("O-PD", 1, true))
+  end)
+
+  it("starts with the queried identity and the verdict, findings before the vehicle data", function()
+    local cases = require "fixtures.analysis_cases"
+    local s = text.render(cases.rollback(), { query = { vin = "WBAXW1104J0X16755", plate_number = "京A12345" },
+      analysis = { as_of = cases.AS_OF } })
+    local vin = s:find("WBAXW1104J0X16755", 1, true)
+    local verdict = s:find("结论：高风险", 1, true)
+    local rollback = s:find("里程回退", 1, true)
+    local vehicle = s:find("车辆信息", 1, true)
+    assert.truthy(vin and verdict and rollback and vehicle, s)
+    assert.is_true(vin < verdict and verdict < rollback and rollback < vehicle)
+    assert.truthy(s:find("京A12345", 1, true))
+    assert.truthy(s:find("SA******02383", 1, true))
+    assert.truthy(s:find("规则：", 1, true))
+    local clean = text.render(cases.clean(), { analysis = { as_of = cases.AS_OF } })
+    assert.truthy(clean:find("结论：无明显异常", 1, true))
+    local nr = text.render(normalize.report(fixture("vendor_report_no_records.json"), "no_records", "O-NR"),
+      { query = { vin = "WBAXW1104J0X16755" } })
+    assert.truthy(nr:find("WBAXW1104J0X16755", 1, true))
   end)
 end)

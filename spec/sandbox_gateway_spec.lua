@@ -172,6 +172,82 @@ describe("sandbox gateway", function()
     end)
   end)
 
+  describe("gateway switches", function()
+    local function admin(query, method)
+      local res = http.request(("http://127.0.0.1:%d/__sandbox/gateway?%s"):format(sb.port, query), {},
+        { method = method or "POST" })
+      return res, http.json(res.body)
+    end
+    after_each(function() assert(sb:reset()) end) -- reset clears every switch
+
+    it("refuses a signed header sent twice", function()
+      local headers = http.signed_headers{ id = sb.secret_id, key = sb.secret_key }
+      headers[#headers + 1] = "X-Date: " .. http.http_date()
+      assert_rejected(http.request(sb.base_url .. ORDER, headers), 401, "HMAC do not support multiple HTTP header.")
+    end)
+
+    it("answers with a published text by /__text/ID/STATUS/, each status as its document words it", function()
+      local res = http.request(("http://127.0.0.1:%d/__text/method_not_allowed/0/release%s"):format(sb.port, ORDER), {})
+      assert_rejected(res, 405, "Method Not Allowed.")
+      res = http.request(("http://127.0.0.1:%d/__text/mismatch/403/release%s"):format(sb.port, ORDER), {})
+      assert_rejected(res, 403, "HMAC signature does not match") -- the signing guide's wording
+      assert.are.equal(0, sb:stats().orders)
+    end)
+
+    it("answers every call with a text after POST answer=ID, times=N times", function()
+      local _, cfg = admin("answer=quota&times=1")
+      assert.are.equal("quota", cfg.answer)
+      assert_rejected(http.get(sb, ORDER), 429, "API quota exceeded.")
+      assert_order_ok(http.get(sb, ORDER))
+      local res = admin("answer=nonsense")
+      assert.are.equal(400, res.status)
+    end)
+
+    it("sends X-RateLimit-Limit and X-RateLimit-Used once a limit is set, and 429 above it", function()
+      assert.is_nil(http.get(sb, ORDER).headers["x-ratelimit-limit"])
+      admin("rate_limit=2")
+      -- faster than 2 a second (each call is a curl and an openssl): some window fills up
+      local limited = 0
+      for _ = 1, 30 do
+        local res = http.get(sb, ORDER)
+        assert.are.equal("2", res.headers["x-ratelimit-limit"])
+        local used = res.headers["x-ratelimit-used"]
+        assert.truthy(used:match("^[12]/2$"), used)
+        if res.status == 429 then
+          limited = limited + 1
+          assert.are.equal("API rate limit exceeded.", message(res))
+          break
+        end
+      end
+      assert.are.equal(1, limited)
+      local _, cfg = admin("", "GET")
+      assert.are.equal(limited, cfg.rate_limited)
+    end)
+
+    it("checks app auth (gateway.md's string to sign) and echoes its own on a mismatch", function()
+      admin("auth=app")
+      local date = http.http_date()
+      local path = "/maintenance/order?vin=" .. VIN .. "&plate_number=&engine_number="
+      local sts = "x-date: " .. date .. "\nGET\napplication/json\n\n\n"
+        .. "/maintenance/order?engine_number&plate_number&vin=" .. VIN
+      local function auth(sig)
+        return ('Authorization: hmac id="%s", algorithm="hmac-sha256", headers="x-date", signature="%s"'):format(
+          sb.secret_id, sig)
+      end
+      local good = { "X-Date: " .. date, "Accept: application/json",
+        auth(http.sign("hmac-sha256", sb.secret_key, sts)) }
+      assert_order_ok(http.request(sb.base_url .. path, good))
+      -- the same signature without the Accept it signed: curl sends */*, and the server signs that
+      local res = http.request(sb.base_url .. path, { good[1], good[3] })
+      assert.are.equal(401, res.status)
+      assert.are.equal("HMAC signature does not match, Server StringToSign:" .. (sts:gsub("application/json", "*/*")
+        :gsub("\n", "#")), message(res))
+      local md5 = http.request(sb.base_url .. path, { good[1], good[2], "Authorization: hmac id=\"" .. sb.secret_id
+        .. '", algorithm="hmac-sha512", headers="x-date", signature="x"' })
+      assert_rejected(md5, 401, "HMAC algorithm hmac-sha512 not supported.")
+    end)
+  end)
+
   describe("every answer", function()
     it("carries X-Api-RequestId (32 lowercase hex, fresh) and Content-Type text/html; charset=utf-8", function()
       local answers = {

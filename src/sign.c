@@ -567,6 +567,30 @@ static int l_signer_sign(lua_State *L)
     return push_signature(L, &sg->p, opt_date(L, 2, "signer:sign"), 0);
 }
 
+/* signer:mac(data) → base64(HMAC(key, data)) with the signer's algorithm: for a
+   string to sign that Lua builds (app auth), while the key stays in C. */
+static int l_signer_mac(lua_State *L)
+{
+    mr_signer *sg = check_signer(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    unsigned char mac[MR_HMAC_MAX];
+    unsigned mac_len = 0;
+    mr_buf *out = new_scratch(L);
+    int failed = mr_hmac(mr_hmac_digest(sg->p.algorithm), sg->p.key, sg->p.key_len, data, len, mac,
+                         &mac_len) != 0;
+    if (!failed)
+        failed = mr_base64(&out[0], mac, mac_len) != 0 ? 2 : 0;
+    OPENSSL_cleanse(mac, sizeof mac);
+    if (failed) {
+        scratch_free(out);
+        return luaL_error(L, failed == 2 ? "signer:mac: out of memory" : "signer:mac: HMAC computation failed");
+    }
+    lua_pushlstring(L, out[0].data, out[0].len);
+    scratch_free(out);
+    return 1;
+}
+
 /* signer:scrub(s) → s with every occurrence of the secret key replaced by "[REDACTED]" */
 static int l_signer_scrub(lua_State *L)
 {
@@ -681,6 +705,7 @@ void mr_sign_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"sign", l_signer_sign},
         {"scrub", l_signer_scrub},
+        {"mac", l_signer_mac},
         {"close", l_signer_close},
         {NULL, NULL},
     };

@@ -1,7 +1,9 @@
 #!/bin/sh
 # `make demo`: the CLI end to end against the local sandbox. Starts the
-# sandbox on a free port, runs a query (text report), writes demo-report.html,
-# runs a 20-VIN batch with progress, and stops the sandbox. Leaves no process
+# sandbox on a free port, runs a query (text report), two scenario VINs whose
+# reports have findings (a rollback, a structural repair), writes
+# demo-report.html (and demo-report.pdf when Chromium is installed), runs a
+# 20-VIN batch with progress, and stops the sandbox. Leaves no process
 # behind (trap EXIT) and exits 0 when every step behaved as expected.
 set -eu
 cd "$(dirname "$0")/.." || exit 1
@@ -50,14 +52,28 @@ MAINTENANCE_REPORT_LEDGER="$work/ledger"
 export MAINTENANCE_REPORT_ENDPOINT MAINTENANCE_REPORT_SECRET_ID MAINTENANCE_REPORT_SECRET_KEY MAINTENANCE_REPORT_LEDGER
 
 vin=LBV5S3103KT009578
-step "2. maintenance-report query --vin $vin (order, poll, print the text report)"
+step "2. maintenance-report query --vin $vin (order, poll, print the text report: verdict and findings first)"
 "$bin" query --vin "$vin" --plate-number 京A12345 --poll-interval 0.3 --verbose
 
-step "3. the same report as one HTML page: demo-report.html"
-order_id=$("$bin" order --vin "$vin")
-echo "order $order_id"
-"$bin" report "$order_id" --wait --poll-interval 0.3 --format html --output "$root/demo-report.html"
+# Sandbox scenario VINs whose reports carry what the analysis is for (docs/sandbox.md).
+rollback_vin=$(lua5.4 -e 'package.path = "lua/?.lua;" .. package.path
+  io.write(require("maintenance_report_sandbox.scenarios").vin("rollback"))')
+structural_vin=$(lua5.4 -e 'package.path = "lua/?.lua;" .. package.path
+  io.write(require("maintenance_report_sandbox.scenarios").vin("structural"))')
+step "2b. a report with findings: query --vin $rollback_vin (sandbox scenario: the odometer was rolled back)"
+"$bin" query --vin "$rollback_vin" --engine-number N20B20A --poll-interval 0.3
+step "2c. query --vin $structural_vin (sandbox scenario: a structural repair), findings as JSON"
+"$bin" query --vin "$structural_vin" --poll-interval 0.3 --format json | sed -n '/"findings"/,/"thresholds"/p' \
+    | grep -E '"(id|severity|zh)"'
+
+step "3. the rollback report as one HTML page: demo-report.html (the ledger's report, no new order)"
+"$bin" query --vin "$rollback_vin" --engine-number N20B20A --format html --output "$root/demo-report.html"
 echo "wrote $root/demo-report.html ($(wc -c <"$root/demo-report.html") bytes)"
+if "$bin" query --vin "$rollback_vin" --engine-number N20B20A --format pdf --output "$root/demo-report.pdf"; then
+    echo "wrote $root/demo-report.pdf ($(wc -c <"$root/demo-report.pdf") bytes, A4, through headless Chromium)"
+else
+    echo "(no PDF: see the message above; --format html works without Chromium)"
+fi
 
 step "4. maintenance-report batch examples/batch/demo.csv (20 VINs, some of them sandbox fault scenarios)"
 cp examples/batch/demo.csv "$work/demo.csv"

@@ -10,11 +10,16 @@ local output = arg and arg[1] or "docs/fault-matrix.md"
 
 local env = fm.start()
 local ok, results = pcall(fm.run_all, env)
+local text_ok, text_results = pcall(fm.run_all, env, fm.GATEWAY_FAULTS)
 env:stop()
 if not ok then error(results, 0) end
+if not text_ok then error(text_results, 0) end
 
 local lua_errors = 0
-for _, r in ipairs(results) do
+local all = {}
+for _, r in ipairs(results) do all[#all + 1] = r end
+for _, r in ipairs(text_results) do all[#all + 1] = r end
+for _, r in ipairs(all) do
   if r.lua_error then
     lua_errors = lua_errors + 1
     io.stderr:write("fault-matrix: Lua error in ", r.op, " / ", r.fault.id, ": ", r.lua_error, "\n")
@@ -47,6 +52,13 @@ local doc = table.concat({
   "  are retried for an order. A read is retried when retryable.",
   "",
   fm.markdown(results),
+  "## Every published gateway text",
+  "",
+  "Each text of the gateway's error tables (`gateway.md`), with each status the two documents give",
+  "for it, as the sandbox's gateway sends it (`/__text/ID/STATUS/` in front of the path). The gateway",
+  "answers these itself: `sent` counts arrivals at the vendor's order handler.",
+  "",
+  fm.markdown(text_results),
 }, "\n")
 
 if output == "-" then
@@ -55,6 +67,6 @@ else
   local f = assert(io.open(output, "wb"))
   f:write(doc)
   f:close()
-  io.stderr:write("fault-matrix: wrote ", output, " (", #results, " cases)\n")
+  io.stderr:write("fault-matrix: wrote ", output, " (", #all, " cases)\n")
 end
 os.exit(lua_errors == 0 and 0 or 1)

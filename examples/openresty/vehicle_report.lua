@@ -11,9 +11,16 @@
 --   * an order whose outcome is unknown (a timeout, a 5xx, a connection lost after
 --     the request left) is never bought again: every request for that VIN answers
 --     409 until an operator has checked the vendor's order list and calls M.forget.
+-- A fleet of machines shares one ledger in Redis instead (ledger_url, or the
+-- MAINTENANCE_REPORT_LEDGER environment variable; docs/fleet.md): then one order
+-- per vehicle holds across machines, a machine that dies while polling leaves
+-- its order id for the others, spend budgets and the rate limit are the
+-- fleet's, and the shm dict becomes this machine's cache of finished reports.
 local mr = require "maintenance_report"
 local json = require "maintenance_report.json" -- empty report lists stay [], numbers shortest
 local ledger_mod = require "maintenance_report.ledger"
+local metrics_mod = require "maintenance_report.metrics"
+local rate_limit_mod = require "maintenance_report.rate_limit"
 
 local M = {}
 
@@ -25,6 +32,20 @@ M.settings = {
   timeout = 10,        -- seconds per API call
   poll_interval = 3,   -- longest pause between two polls
   ledger_wait = false, -- seconds a request waits for another one on the same VIN (false: see below)
+  -- A fleet (docs/fleet.md). ledger_url: redis://[[user]:password@]host:port/db; false reads
+  -- MAINTENANCE_REPORT_LEDGER (list it with `env`), and without either the ledger is this machine's.
+  ledger_url = false,
+  ledger_prefix = "mr:ledger:", -- Redis key prefix: one per deployment sharing a Redis
+  claim_ttl = 60,      -- seconds a dead machine's claim on a VIN lasts before another takes over its polling
+  wait_replicas = 0,   -- Redis replicas that must have each ledger write before an order leaves (WAIT)
+  -- On store_unavailable (Redis down): "serve_local" answers reports this machine has
+  -- cached; "fail" answers 503. Orders always fail closed: no claim, no order.
+  on_store_unavailable = "serve_local",
+  price = 17,          -- yuan per order, for budgets and maintenance_report_spent_yuan_total
+  budget = false,      -- { day =, month =, tenant_day =, tenant_month = } in yuan (false: none)
+  tenant_header = false, -- request header naming the tenant for tenant_day / tenant_month (e.g. "X-Tenant")
+  rate_limit = false,  -- { rate = calls/s, burst = } for the whole fleet: size it below the usage plan
+  metrics_dict = "maintenance_report_metrics", -- lua_shared_dict of /metrics
 }
 
 --- Called from init_by_lua_block (more than once merges); unknown settings are a configuration error.
@@ -37,8 +58,8 @@ end
 
 -- error kind → HTTP status of our answer, for errors whose order is not of unknown outcome
 local STATUS_BY_KIND = {
-  invalid_input = 400, pending = 504, timeout = 504, ledger_busy = 503,
-  ledger = 500, configuration = 500, internal = 500,
+  invalid_input = 400, pending = 504, timeout = 504, ledger_busy = 503, store_unavailable = 503,
+  budget_exceeded = 402, ledger = 500, configuration = 500, internal = 500,
 }
 
 --- The HTTP status for a client error (docs/openresty.md, "Errors and statuses").
@@ -64,12 +85,40 @@ local function shared_dict(name)
   return ngx.shared[name] or error("lua_shared_dict " .. name .. " is not declared", 0)
 end
 
--- One ledger and one client per worker, built on first use: env is read at request
--- time, and inside nginx the client picks the cosocket transport by itself.
-local ledger, client
+-- One ledger, one client and one metrics writer per worker, built on first use:
+-- env is read at request time, and inside nginx the client picks the cosocket
+-- transport by itself.
+local ledger, client, metrics
+
+local function ledger_url()
+  local url = M.settings.ledger_url or os.getenv("MAINTENANCE_REPORT_LEDGER")
+  return url ~= "" and url or nil
+end
+
 local function get_ledger()
-  ledger = ledger or ledger_mod.shm(shared_dict(M.settings.ledger_dict))
+  if ledger then return ledger end
+  local s = M.settings
+  local url = ledger_url()
+  if url then
+    local L, err = ledger_mod.redis(url, { prefix = s.ledger_prefix, claim_ttl = s.claim_ttl,
+      wait_replicas = s.wait_replicas, budget = s.budget and M.budget_options() or nil })
+    if not L then error("vehicle_report: ledger_url: " .. tostring(err), 0) end
+    ledger = L
+  else
+    ledger = ledger_mod.shm(shared_dict(s.ledger_dict), { budget = s.budget and M.budget_options() or nil })
+  end
   return ledger
+end
+
+function M.budget_options()
+  local b = { price = M.settings.price }
+  for k, v in pairs(M.settings.budget) do b[k] = v end
+  return b
+end
+
+local function get_metrics()
+  metrics = metrics or metrics_mod.new{ dict = shared_dict(M.settings.metrics_dict), price = M.settings.price }
+  return metrics
 end
 
 local function get_client()
@@ -81,10 +130,19 @@ local function get_client()
   end
   local s = M.settings
   local endpoint = os.getenv("MAINTENANCE_REPORT_ENDPOINT")
+  local L = get_ledger()
+  local limiter
+  if s.rate_limit then
+    local rerr
+    limiter, rerr = rate_limit_mod.new(L.store, s.rate_limit)
+    if not limiter then return nil, "rate_limit: " .. tostring(rerr) end
+  end
+  local m = get_metrics()
   local c, err = mr.new{
     secret_id = id, secret_key = key, endpoint = endpoint ~= "" and endpoint or nil,
     timeout = s.timeout, poll_interval = s.poll_interval, max_wait = s.max_wait,
-    ledger = get_ledger(), reuse = s.cache_ttl,
+    ledger = L, reuse = s.cache_ttl, rate_limit = limiter,
+    on_event = function(e) m:event(e) end,
     -- Longer than the request holding the VIN can take (3 order attempts, max_wait of
     -- polls, 3 report attempts, backoff), so a waiter gets its report, not a 503.
     ledger_wait = s.ledger_wait or (s.max_wait + 6 * s.timeout + 30),
@@ -94,17 +152,31 @@ local function get_client()
   return client
 end
 
+-- With Redis as the ledger, this machine keeps the finished reports it served in
+-- its shm dict too, so that they can still be read while Redis is down.
+local function local_cache()
+  return ledger_url() and shared_dict(M.settings.ledger_dict) or nil
+end
+
 -- Status, body, extra headers for vin: bought now, reused, resumed or refused by the ledger.
-local function serve(vin)
+local function serve(vin, tenant)
   local c, config_err = get_client()
   if not c then return 500, M.error_body{ kind = "configuration", message = config_err } end
-  local report, err = c:query{ vin = vin }
+  local report, err = c:query{ vin = vin, tenant = tenant }
+  local cache = local_cache()
   if report then
     if not report.reused then
       ngx.log(ngx.NOTICE, "vehicle_report: vin ", vin, " order ", report.order_id, " ", report.status)
     end
     report.raw = nil
-    return 200, json.encode(report), { ["X-Cache"] = report.reused and "HIT" or "MISS" }
+    local body = json.encode(report)
+    if cache and M.settings.cache_ttl > 0 then cache:safe_set("report:" .. vin, body, M.settings.cache_ttl) end
+    return 200, body, { ["X-Cache"] = report.reused and "HIT" or "MISS" }
+  end
+  get_metrics():error(err)
+  if err.kind == "store_unavailable" and cache and M.settings.on_store_unavailable == "serve_local" then
+    local body = cache:get("report:" .. vin)
+    if body then return 200, body, { ["X-Cache"] = "LOCAL" } end
   end
   err.vin = err.vin or vin
   local status = M.status_for(err)
@@ -133,7 +205,9 @@ function M.report(raw_vin)
   if not vin then return respond(400, M.error_body{ kind = "invalid_input", message = message }) end
   local counters = shared_dict(M.settings.dict)
   counters:incr("in_flight", 1, 0)
-  local ok, status, body, headers = pcall(serve, vin)
+  local tenant = M.settings.tenant_header and ngx.req.get_headers()[M.settings.tenant_header] or nil
+  if type(tenant) == "table" then tenant = tenant[1] end
+  local ok, status, body, headers = pcall(serve, vin, tenant)
   counters:incr("in_flight", -1, 0)
   if not ok then
     ngx.log(ngx.ERR, "vehicle_report: ", status)
@@ -148,6 +222,22 @@ end
 function M.health()
   local in_flight = shared_dict(M.settings.dict):get("in_flight") or 0
   respond(200, json.encode{ status = "ok", in_flight = in_flight })
+end
+
+--- content_by_lua handler for /metrics: the Prometheus text format. Counters are this
+--- machine's (scrape every machine); the budget is the fleet's when the ledger is Redis.
+function M.metrics()
+  local gauges = { { name = "maintenance_report_in_flight", help = "Report requests being served now.",
+    value = shared_dict(M.settings.dict):get("in_flight") or 0 } }
+  local ok, remaining = pcall(function() return get_ledger():budget_remaining() end)
+  if ok and remaining then
+    local points = {}
+    for i, b in ipairs(remaining) do points[i] = { labels = { bucket = b.name }, value = b.remaining } end
+    gauges[#gauges + 1] = { name = "maintenance_report_budget_remaining_yuan",
+      help = "Yuan left in each spend budget an order draws on now.", points = points }
+  end
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.print(get_metrics():render(gauges))
 end
 
 --- Clears the ledger entry of a VIN, so that its next request may buy it again: for an

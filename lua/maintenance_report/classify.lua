@@ -12,6 +12,8 @@
 -- written) and the transport reports no request byte written. Anything else,
 -- including a code nobody listed and a reply that cannot be parsed, may have
 -- reached the server, and an order that may have reached it may have been charged.
+local civil_date = require "maintenance_report.civil_date"
+
 local classify = {}
 
 -- Every transport failure kind, for transports and the README alike. A
@@ -104,43 +106,143 @@ end
 
 -- ---- answers from the gateway ------------------------------------------
 
--- Gateway texts (api.md, gateway.md) → kind, matched on the start of the text,
--- so the trailing period and the "xxx" parts do not matter.
-local GATEWAY_TEXTS = {
-  { "HMAC signature does not match", "auth" },
-  { "HMAC signature cannot be verified", "auth" },
-  { "HMAC id or signature missing", "auth" },
-  { "HMAC algorithm", "auth" },
-  { "HMAC authorization format error", "auth" },
-  { "HMAC apikey is invalid", "auth" },
-  { "Found no validate usage plan", "forbidden" },
-  { "There is no api match", "not_found" },
-  { "API rate limit exceeded", "rate_limited" },
-  { "API quota exceeded", "quota_exceeded" },
+-- Every text the gateway publishes (gateway.md: its error-code FAQ and its
+-- signing guide), matched on the text without its trailing period. Each entry:
+-- id (hints and the sandbox's admin switch use it), a Lua pattern anchored at
+-- the start (one that ends in "$" must match the whole text; one without may be
+-- followed by more, such as the "Server StringToSign:" echo), the statuses the
+-- two documents give, the kind, whether a read may retry it, and refused: the
+-- gateway answered itself, before the vendor saw anything, so no order was
+-- placed. Longer, more specific patterns come before shorter ones.
+classify.GATEWAY_TEXTS = {
+  { id = "xdate_skew", statuses = { 401 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified, the x%-date header is out of date" },
+  { id = "xdate_required", statuses = { 401 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified, a valid x%-date header is required for HMAC Authentication$" },
+  { id = "date_required", statuses = { 401, 403 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified, a valid date or x%-date header is required$",
+    alt_pattern = "^HMAC signature cannot be verified, a valid date header is required$" }, -- the guide's 403
+  { id = "auth_header_required", statuses = { 401 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified, a validate authorization header is required$" },
+  { id = "header_required", statuses = { 401, 403 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified, a valid %S+ header is required$" },
+  { id = "cannot_verify", statuses = { 401, 403 }, kind = "auth",
+    pattern = "^HMAC signature cannot be verified$" },
+  { id = "mismatch", statuses = { 401, 403 }, kind = "auth", pattern = "^HMAC signature does not match" },
+  { id = "apikey_invalid", statuses = { 401 }, kind = "auth", pattern = "^HMAC apikey is invalid" },
+  { id = "id_or_signature_missing", statuses = { 401, 403 }, kind = "auth",
+    pattern = "^H?M?A?C? ?id or signature missing$" },
+  { id = "multiple_header", statuses = { 401 }, kind = "auth",
+    pattern = "^HMAC do not support multiple HTTP header$" },
+  { id = "algorithm", statuses = { 401 }, kind = "auth", pattern = "^HMAC algorithm .* not supported$" },
+  { id = "format", statuses = { 401, 403 }, kind = "auth", pattern = "^HMAC authorization format error$" },
+  { id = "headers_invalid", statuses = { 401, 403 }, kind = "auth",
+    pattern = "^H?M?A?C? ?authorization headers is invalidate$" },
+  { id = "oauth", statuses = { 401 }, kind = "auth", pattern = "^Oauth" },
+  { id = "no_usage_plan", statuses = { 403 }, kind = "forbidden", pattern = "^Found no validate usage plan$" },
+  { id = "client_ip", statuses = { 403 }, kind = "forbidden",
+    pattern = "^Cannot identify the client IP address" },
+  { id = "ip_denied", statuses = { 403 }, kind = "forbidden", pattern = "^Endpoint IP address is not allowed$" },
+  { id = "params_fail", statuses = { 403 }, kind = "forbidden", pattern = "^Get .* params fail$" },
+  { id = "header_param", statuses = { 403 }, kind = "forbidden", pattern = "^header .* is required$" },
+  { id = "path_param", statuses = { 403 }, kind = "forbidden", pattern = "^path variable .* is required$" },
+  { id = "query_param", statuses = { 403 }, kind = "forbidden", pattern = "^querystring .* is required$" },
+  { id = "body_param", statuses = { 403 }, kind = "forbidden", pattern = "^body param .* is required$" },
+  { id = "form_content_type", statuses = { 403 }, kind = "forbidden",
+    pattern = "^req content type need application/x%-www%-form%-urlencoded$" },
+  { id = "no_micro_service", statuses = { 404 }, kind = "not_found", pattern = "^Not found micro service with key$" },
+  { id = "no_host", statuses = { 404 }, kind = "not_found", pattern = "^Not Found Host$" },
+  { id = "get_host_fail", statuses = { 404 }, kind = "not_found", pattern = "^Get Host Fail$" },
+  { id = "method_unsupported", statuses = { 404 }, kind = "not_found", pattern = "^Could not support method$" },
+  { id = "no_api", statuses = { 404 }, kind = "not_found", pattern = "^Found no api$" },
+  { id = "no_match_host", statuses = { 404 }, kind = "not_found", pattern = "^There is no api match host%[" },
+  { id = "no_match_default_env", statuses = { 404 }, kind = "not_found",
+    pattern = "^There is no api match default env_mapping%[" },
+  { id = "no_match_env", statuses = { 404 }, kind = "not_found", pattern = "^There is no api match env_mapping%[" },
+  { id = "no_match_uri", statuses = { 404 }, kind = "not_found", pattern = "^There is no api match uri%[" },
+  { id = "no_match_method", statuses = { 404 }, kind = "not_found", pattern = "^There is no api match method%[" },
+  { id = "method_not_allowed", statuses = { 405 }, kind = "not_found", pattern = "^Method Not Allowed$" },
+  { id = "https_not_allowed", statuses = { 426 }, kind = "forbidden", pattern = "^Not allow use HTTPS protocol$" },
+  { id = "http_not_allowed", statuses = { 426 }, kind = "forbidden", pattern = "^Not allow use HTTP protocol$" },
+  { id = "rate_limit", statuses = { 429 }, kind = "rate_limited", retryable = true,
+    pattern = "^API rate limit exceeded$" },
+  { id = "quota", statuses = { 429 }, kind = "quota_exceeded", pattern = "^API quota exceeded$" },
+  { id = "cors", statuses = { 429 }, kind = "forbidden", pattern = "^req is cross origin" },
+  { id = "api_config", statuses = { 481 }, kind = "http", refused = true, pattern = "^API config error$" },
+  { id = "tsf_config", statuses = { 481 }, kind = "http", refused = true, pattern = "^TSF config error$" },
+  { id = "mock_config", statuses = { 481 }, kind = "http", refused = true, pattern = "^Mock config error$" },
+  { id = "cors_config", statuses = { 481 }, kind = "http", refused = true, pattern = "^Found no valid cors config$" },
+  -- The gateway saw this side close early; it may have forwarded the request already.
+  { id = "client_closed", statuses = { 499 }, kind = "network", retryable = true,
+    pattern = "^Client closed connetion$" },
+  { id = "query_params_error", statuses = { 500 }, kind = "http", retryable = true,
+    pattern = "^Error occurred during query params$" },
+  { id = "internal_error", statuses = { 500 }, kind = "http", retryable = true, pattern = "^Internal Server Error$" },
+  { id = "bad_gateway", statuses = { 502 }, kind = "http", retryable = true, pattern = "^Bad Gateway$" },
+  { id = "gateway_timeout", statuses = { 504 }, kind = "http", retryable = true, pattern = "^Gateway Time%-out$" },
 }
 
-local STATUS_KINDS = { [401] = "auth", [403] = "forbidden", [404] = "not_found", [429] = "rate_limited" }
+local STATUS_KINDS = { [401] = "auth", [403] = "forbidden", [404] = "not_found", [405] = "not_found",
+  [426] = "forbidden", [429] = "rate_limited" }
 
 -- Kinds whose answer comes from the gateway itself, which refuses the request
 -- before it reaches the vendor: an order refused this way was not placed.
 local GATEWAY_REFUSALS = { auth = true, forbidden = true, not_found = true, rate_limited = true,
   quota_exceeded = true }
 
-local function starts_with(s, prefix)
-  return s:sub(1, #prefix) == prefix
+classify.GATEWAY_BY_ID = {}
+for _, entry in ipairs(classify.GATEWAY_TEXTS) do
+  entry.retryable = entry.retryable or false
+  entry.refused = entry.refused or GATEWAY_REFUSALS[entry.kind] or false
+  classify.GATEWAY_BY_ID[entry.id] = entry
 end
 
---- A non-200 answer → kind, retryable. The text wins over the status: gateway
---- versions disagree on 401 or 403 for the same text.
-function classify.http(status, text)
-  local kind
-  if type(text) == "string" then
-    for _, entry in ipairs(GATEWAY_TEXTS) do
-      if starts_with(text, entry[1]) then kind = entry[2] break end
-    end
+--- The published gateway text a message is, or nil: the entry of GATEWAY_TEXTS.
+function classify.gateway_text(text)
+  if type(text) ~= "string" then return nil end
+  local bare = text:gsub("%s+$", ""):gsub("%.$", "")
+  for _, entry in ipairs(classify.GATEWAY_TEXTS) do
+    if bare:find(entry.pattern) or (entry.alt_pattern and bare:find(entry.alt_pattern)) then return entry end
   end
-  kind = kind or STATUS_KINDS[status] or "http"
-  return kind, kind == "rate_limited" or (kind == "http" and type(status) == "number" and status >= 500)
+  return nil
+end
+
+--- A non-200 answer → kind, retryable, and the published text's entry (or nil).
+--- The text wins over the status: the gateway's documents give 401 or 403 for
+--- the same text.
+function classify.http(status, text)
+  local entry = classify.gateway_text(text)
+  if entry then return entry.kind, entry.retryable, entry end
+  local kind = STATUS_KINDS[status] or "http"
+  return kind, kind == "rate_limited" or (kind == "http" and type(status) == "number" and status >= 500), nil
+end
+
+-- ---- facts in the gateway's response headers -----------------------------
+
+local function header(headers, name)
+  local v = type(headers) == "table" and headers[name] or nil
+  return type(v) == "string" and v or nil
+end
+
+--- X-RateLimit-Limit ("500") and X-RateLimit-Used ("100/125", used/limit) →
+--- { limit=, used=, used_limit= } with what could be read, or nil when neither is there.
+function classify.rate_limit(headers)
+  local limit = tonumber((header(headers, "x-ratelimit-limit") or ""):match("^%s*(%d+)%s*$") or "")
+  local used, of = (header(headers, "x-ratelimit-used") or ""):match("^%s*(%d+)%s*/%s*(%d+)%s*$")
+  if not limit and not used then return nil end
+  return { limit = limit, used = tonumber(used), used_limit = tonumber(of) }
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+  Nov = 11, Dec = 12 }
+
+--- The response's Date header (RFC 9110 IMF-fixdate) as epoch seconds, or nil.
+function classify.server_time(headers)
+  local d, mon, y, hh, mm, ss = (header(headers, "date") or ""):match(
+    "^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  return civil_date.days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + tonumber(hh) * 3600
+    + tonumber(mm) * 60 + tonumber(ss)
 end
 
 -- ---- the vendor's envelope -----------------------------------------------
@@ -193,6 +295,8 @@ function classify.order_outcome(err)
   if err.transport then return err.sent and "unknown" or "not_placed" end
   if err.kind == "invalid_input" then return "not_placed" end
   if GATEWAY_REFUSALS[err.kind] then return "not_placed" end
+  if err.gateway_text and classify.GATEWAY_BY_ID[err.gateway_text]
+    and classify.GATEWAY_BY_ID[err.gateway_text].refused then return "not_placed" end
   if err.kind == "api" and classify.ORDER_REFUSAL_CODES[tostring(err.code)] then return "not_placed" end
   return "unknown"
 end

@@ -7,11 +7,13 @@ local backoff = require "maintenance_report.backoff"
 local errors = require "maintenance_report.errors"
 local json = require "maintenance_report.json"
 local ledger_mod = require "maintenance_report.ledger"
+local analysis = require "maintenance_report.analysis"
 local validate = require "maintenance_report.validate"
 local normalize = require "maintenance_report.normalize"
 local curl_transport = require "maintenance_report.transport.curl"
 local ngx_transport = require "maintenance_report.transport.ngx"
 local scheduler = require "maintenance_report.scheduler"
+local gateway = require "maintenance_report.gateway"
 
 local client = {}
 
@@ -48,8 +50,8 @@ local OPTION_RULES = {
   end },
   secret_key = { type = "string" },
   source = { type = "string", check = function(v)
-    if v == "" then return "must not be empty" end
-    return no_control(v)
+    local ok, msg = validate.source(v)
+    if not ok then return (msg:gsub("^source ", "")) end
   end },
   endpoint = { type = "string", check = function(v)
     if has_control(v) then return "contains CR, LF or another control character" end
@@ -90,9 +92,12 @@ local OPTION_RULES = {
   random = { type = "function" },
   yield = { type = "function" },
   ledger = { type = "table" },
+  rate_limit = { type = "table" },
   reuse = number(0, 1e12),
   ledger_wait = number(0, 7 * 86400),
 }
+
+for k, v in pairs(gateway.OPTION_RULES) do OPTION_RULES[k] = v end
 
 local warned_insecure = false
 
@@ -140,6 +145,11 @@ function client.new(opts)
     return nil, errors.redact(invalid("cannot sign requests: " .. tostring(sign_err)), o.secret_key)
   end
   o.secret_key = nil -- from here on only the signer holds it
+  local gw, gw_err = gateway.new(o, signer)
+  if not gw then
+    signer:close()
+    return nil, invalid(gw_err, { field = "algorithm" })
+  end
   if o.insecure and not warned_insecure then
     warned_insecure = true
     io.stderr:write("maintenance-report: WARNING: TLS certificate checks are OFF (insecure = true); ",
@@ -160,7 +170,7 @@ function client.new(opts)
   o.reuse = o.reuse or 0
   o.ledger_wait = o.ledger_wait or o.max_wait
   local self = setmetatable({}, Client)
-  state_of[self] = { o = o, signer = signer, scrub = function(s) return signer:scrub(s) end }
+  state_of[self] = { o = o, signer = signer, gateway = gw, scrub = function(s) return signer:scrub(s) end }
   return self
 end
 
@@ -220,9 +230,10 @@ local function interpret(st, resp)
   local body = st.scrub(resp.body)
   if status ~= 200 then
     local message = type(decoded) == "table" and type(decoded.message) == "string" and decoded.message or nil
-    local kind, retryable = classify.http(status, message)
+    local kind, retryable, text = classify.http(status, message)
     return nil, fail(st, kind, message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(body)), {
       http_status = status, code = message, request_id = request_id, retryable = retryable,
+      gateway_text = text and text.id,
     })
   end
   if decoded == nil then
@@ -282,16 +293,30 @@ end
 -- unanswered, libcurl would silently send the request again and buy twice.
 local function exchange(st, op, path, params, attempt, hooks)
   local o = st.o
+  if o.rate_limit then
+    -- before signing: a wait here must not age the x-date header
+    local waited, rerr = o.rate_limit:acquire(function(s) return sleep(st, s) end)
+    if not waited then
+      emit(st, { event = "http", op = op, path = path, attempt = attempt, duration = 0, error_kind = rerr.kind })
+      return nil, fail(st, rerr.kind, rerr.message, { sent = false, retryable = true })
+    end
+    if waited > 0 then emit(st, { event = "rate_limit", op = op, waited = waited }) end
+  end
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
+  local gw = st.gateway
+  gw:pace(function(s) return sleep(st, s) end, o.now)
+  local headers, sts = gw:sign(path, params)
   local resp, terr = request(st, {
-    method = "GET", url = url, headers = st.signer:sign(),
+    method = "GET", url = url, headers = headers,
     timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
     fresh_connect = op == "create_order",
   }, hooks)
   local decoded, err, request_id
+  local rate_limit = gw:observe(resp)
   if resp then
     decoded, err, request_id = interpret(st, resp)
+    if err then gateway.explain(gw, err, sts, rate_limit) end
   elseif type(terr) == "table" and terr.not_sent_because ~= nil then
     -- before_send refused (the ledger could not record the intent): nothing was written
     err = terr.not_sent_because
@@ -308,7 +333,7 @@ local function exchange(st, op, path, params, attempt, hooks)
   emit(st, {
     event = "http", op = op, path = path, attempt = attempt, duration = o.now() - started,
     status = resp and resp.status, request_id = resp and resp.headers and resp.headers["x-api-requestid"],
-    error_kind = err and err.kind,
+    error_kind = err and err.kind, rate_limit = rate_limit, clock_skew = resp and gw.skew,
   })
   if err then return nil, err end
   return decoded, nil, request_id
@@ -325,6 +350,8 @@ end
 
 local ORDER_FIELDS = {
   vin = { type = "string" }, engine_number = { type = "string" }, plate_number = { type = "string" },
+  -- whose spend budget the order draws on (a ledger budget's tenant_day / tenant_month)
+  tenant = { type = "string" },
 }
 
 -- Validates an order request; returns the query parameters or nil, err.
@@ -380,6 +407,8 @@ local function order_failure(err)
   return nil, err
 end
 
+local REFUSED_BEFORE_SEND = { ledger = true, store_unavailable = true, budget_exceeded = true }
+
 local function create_order(st, params, hooks)
   local attempt = 1
   while true do
@@ -391,8 +420,8 @@ local function create_order(st, params, hooks)
       if order then return order end
       return order_failure(err)
     end
-    -- a ledger refusal before sending already says not_placed
-    if err.kind == "ledger" then return nil, err end
+    -- a refusal before sending (ledger, store, budget) already says not_placed
+    if REFUSED_BEFORE_SEND[err.kind] then return nil, err end
     if not (classify.order_retryable(err) and attempt <= st.o.retries) then return order_failure(err) end
     wait_before_retry(st, attempt, "create_order")
     attempt = attempt + 1
@@ -426,7 +455,7 @@ local function unknown_outcome(st, entry)
   })
 end
 
-local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh" }
+local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh", "tenant" }
 
 -- The ledger's decision for a validated order; waits cooperatively for another holder.
 local function begin(st, params, args)
@@ -436,7 +465,8 @@ local function begin(st, params, args)
   end
   local decision, err = st.o.ledger:begin(fields_of(params), opts)
   emit(st, { event = "ledger", action = decision and decision.action, vin = params[2],
-    error_kind = err and err.kind })
+    error_kind = err and err.kind, joined = decision and decision.joined,
+    taken_over = decision and decision.taken_over })
   if not decision then return ledger_failure(st, err) end
   return decision
 end
@@ -464,6 +494,8 @@ local function place(st, params, claim)
     return true
   end
   local order, err = create_order(st, params, { slot = record_intent, send = arm })
+  emit(st, { event = "order", vin = params[2], outcome = order and "placed" or err.order_outcome,
+    order_id = order and order.order_id, error_kind = err and err.kind })
   if order then
     local ok, lerr = claim:placed(order.order_id, order.request_id)
     if not ok then
@@ -513,7 +545,7 @@ function Client:create_order(args)
   params, err = order_params(st, args)
   if not params then return nil, err end
   local decision
-  decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0 })
+  decision, err = begin(st, params, { retry_unknown = args.retry_unknown, reuse = 0, tenant = args.tenant })
   if not decision then return nil, err end
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
   if decision.action ~= "order" then
@@ -546,7 +578,11 @@ local function report_of(st, decoded, order_id, request_id)
     })
   end
   local report = normalize.report(decoded, status, order_id, { utc_offset_hours = o.utc_offset_hours })
-  if report then report.request_id = request_id end
+  if report then
+    report.request_id = request_id
+    -- the findings a buyer reads first; a pending report has nothing to analyse yet
+    if report.status ~= "pending" then report.analysis = analysis.analyze(report) end
+  end
   return report
 end
 
@@ -673,7 +709,14 @@ local function query(st, args, progress)
     end
     progress.order_id = order_id
     -- a fresh order is never ready at once; a resumed one may be
-    return poll_placed(st, order_id, args, decision.action == "order", claim)
+    local final, perr = poll_placed(st, order_id, args, decision.action == "order", claim)
+    if final then
+      local placed_at = claim.entry and claim.entry.placed_at
+      emit(st, { event = "report", order_id = order_id, status = final.status, vin = params[2],
+        source = decision.action == "order" and "bought" or (decision.taken_over and "taken_over" or "resumed"),
+        since_order = placed_at and math.max(0, st.o.ledger.now() - placed_at) or nil })
+    end
+    return final, perr
   end)
   claim:release()
   if not done then error(report, 0) end

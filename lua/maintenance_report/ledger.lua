@@ -8,6 +8,7 @@
 --   ledger.key{ vin =, engine_number =, plate_number = } → "VIN\tENGINE\tPLATE"
 --   ledger.new{ store =, now =, monotime =, sleep =, claim_ttl = } → L
 --   ledger.memory(opts) → L;  ledger.file(path, opts) → L | nil, err;  ledger.shm(dict, opts) → L
+--   ledger.redis(url, opts) → L | nil, err   (docs/fleet.md)
 --   L:begin(fields, { reuse =, retry_unknown =, fresh =, wait =, sleep =, owner = }) → one of
 --     { action = "order",   claim = C }                        hold the key; C:intent() before sending
 --     { action = "poll",    claim = C, order_id =, entry = }   placed, not final: poll, no new charge
@@ -33,6 +34,7 @@
 -- An intent is armed right before its request's first byte is written, so an
 -- unarmed one (on the same boot) is a request that never left.
 local options = require "maintenance_report.options"
+local budget_mod = require "maintenance_report.budget"
 local util = require "maintenance_report.ledger.util"
 
 local ledger = {}
@@ -112,35 +114,53 @@ function Claim:write(changes, order_id, sync)
     key = self.key, vin = self.vin, engine_number = self.engine_number, plate_number = self.plate_number,
     state = changes.state, order_id = previous.order_id, request_id = previous.request_id,
     created_at = previous.created_at or now, updated_at = now, placed_at = previous.placed_at,
-    owner = self.owner,
+    owner = self.owner, reserved = previous.reserved, tenant = previous.tenant,
   }
   for k, v in pairs(changes) do
     if v == false then entry[k] = nil else entry[k] = v end -- false clears a field
   end
-  local function fail(message)
-    return nil, util.error("ledger", message, { order_id = order_id or entry.order_id, key = self.key })
+  -- An unreachable shared store keeps its kind (store_unavailable): the caller fails closed the same way.
+  local function fail(message, cause)
+    local kind = type(cause) == "table" and cause.kind == "store_unavailable" and cause.kind or "ledger"
+    return nil, util.error(kind, message, { order_id = order_id or entry.order_id, key = self.key })
   end
   local held, err = L.store:claim(self.key, self.token, L.claim_ttl)
-  if held == nil then return fail("cannot refresh the claim: " .. tostring(err)) end
+  if held == nil then return fail("cannot refresh the claim: " .. tostring(err), err) end
   if not held then return fail("the claim was lost to another holder; the entry was not written") end
   local ok, current = L.store:cas(self.key, self.token, previous.version, entry,
     sync == false and NOT_SYNCED or nil)
-  if ok == nil then return fail("cannot write the ledger: " .. tostring(current)) end
+  if ok == nil then return fail("cannot write the ledger: " .. tostring(current), current) end
   if not ok then return fail("the ledger entry changed under this claim; it was not written") end
   self.entry = entry
   return true
 end
 
 --- Right before the paid request is written. Only for an "order" decision, once.
+--- With a budget, the order's price is reserved first (nil, budget_exceeded: nothing
+--- written, nothing to send); the intent names its reservation, so that whoever
+--- finds the order not placed gives it back. A failed intent write keeps it: the
+--- intent may be in the store, and a budget errs on the side of spending less.
 function Claim:intent()
   if self.action ~= "order" then error("claim:intent: only an \"order\" decision may place an order", 2) end
   if self.intent_written then error("claim:intent: already called", 2) end
   if self.released then error("claim:intent: the claim was released", 2) end
-  local ok, err = self:write{ state = "intent", created_at = self.ledger.now(), order_id = false,
+  local L = self.ledger
+  local reservation, rerr
+  if L.budget then
+    reservation, rerr = L.budget:reserve(self.tenant, L.now())
+    if not reservation then return nil, rerr end
+  end
+  local ok, err = self:write{ state = "intent", created_at = L.now(), order_id = false,
     request_id = false, placed_at = false, report = false, reason = false, armed = false,
-    boot_id = util.boot_id() or false }
+    boot_id = util.boot_id() or false, reserved = reservation or false, tenant = self.tenant or false }
   if ok then self.intent_written = true end
   return ok, err
+end
+
+-- Gives back the reservation of an intent that was provably not placed.
+local function release_reservation(L, entry)
+  local reserved = entry and entry.reserved
+  if reserved and L.store.unreserve then budget_mod.release_in(L.store, reserved) end
 end
 
 --- After intent(), at the last moment before the request's first byte is
@@ -179,7 +199,10 @@ end
 --- The order was provably not bought (nothing sent, or the vendor refused it).
 function Claim:not_placed(err)
   self:check_state("not_placed", FROM_INTENT)
-  return self:write{ state = "not_placed", reason = reason_of(err) }
+  local intent = self.entry
+  local ok, werr = self:write{ state = "not_placed", reason = reason_of(err), reserved = false }
+  if ok then release_reservation(self.ledger, intent) end
+  return ok, werr
 end
 
 --- The final report: status "ready" or "no_records", report a JSON-encodable table.
@@ -199,9 +222,14 @@ function Claim:refresh()
     or "cannot refresh the claim: " .. tostring(err), { key = self.key })
 end
 
---- Ends the claim; the entry stays as last written. Idempotent.
+--- Ends the claim; the entry stays as last written. Idempotent. A placed entry
+--- (still polling) is marked released first, so the next holder knows that it
+--- resumes the order rather than takes it over from a dead holder.
 function Claim:release()
   if not self.released then
+    if self.ledger.track_takeovers and self.entry and self.entry.state == "placed" and not self.entry.released then
+      pcall(self.write, self, { state = "placed", released = true }, nil, false)
+    end
     self.released = true
     self.ledger.store:release(self.key, self.token)
   end
@@ -217,7 +245,10 @@ Ledger.__index = Ledger
 
 local NEW_RULES = {
   store = { type = "table" }, now = { type = "function" }, monotime = { type = "function" },
-  sleep = { type = "function" }, claim_ttl = options.number(0.001, 1e9),
+  sleep = { type = "function" }, claim_ttl = options.number(0.001, 1e9), budget = { type = "table" },
+  -- two more writes per resumed order, so that a poll decision can say taken_over
+  -- (shm and Redis ledgers: where /metrics counts takeovers)
+  track_takeovers = { type = "boolean" },
 }
 
 --- ledger.new{ store = (required), now = epoch-seconds fn (os.time), monotime = fn (core.monotime),
@@ -226,6 +257,11 @@ function ledger.new(opts)
   local ok, err = options.check("ledger.new", opts, NEW_RULES, 2)
   if not ok then error(tostring(err), 2) end
   if not opts.store then error("ledger.new: store is required", 2) end
+  local budget
+  if opts.budget then
+    budget, err = budget_mod.new(opts.store, opts.budget)
+    if not budget then error("ledger.new: " .. tostring(err), 2) end
+  end
   local core
   local function lazy_core()
     core = core or require "maintenance_report.core"
@@ -237,6 +273,8 @@ function ledger.new(opts)
     monotime = opts.monotime or function() return lazy_core().monotime() end,
     sleep = opts.sleep or function(s) return lazy_core().sleep(s) end,
     claim_ttl = opts.claim_ttl or DEFAULT_CLAIM_TTL,
+    budget = budget,
+    track_takeovers = opts.track_takeovers or false,
     reused = 0,
   }, Ledger)
 end
@@ -271,14 +309,33 @@ end
 function ledger.shm(dict, opts)
   local own, store_opts = split(opts)
   own.store = require("maintenance_report.ledger.shm").new(dict, store_opts)
+  if own.track_takeovers == nil then own.track_takeovers = true end
   own.now = own.now or (rawget(_G, "ngx") and function() return rawget(_G, "ngx").time() end) or nil
   own.sleep = own.sleep or (rawget(_G, "ngx") and rawget(_G, "ngx").sleep) or nil
+  return ledger.new(own)
+end
+
+--- A ledger over Redis, shared by a fleet: url is redis://[[user]:password@]host[:port][/db].
+--- opts: ledger.new's plus the Redis store's (prefix, wait_replicas, wait_timeout, timeout, pool_size).
+--- Claims expire after claim_ttl (default 60 s here: a dead node's vehicle is taken over
+--- that soon); a holder refreshes its claim before every poll.
+function ledger.redis(url, opts)
+  local own, store_opts = split(opts)
+  local store, err = require("maintenance_report.ledger.redis").new(url, store_opts)
+  if not store then return nil, err end
+  own.store = store
+  own.claim_ttl = own.claim_ttl or 60
+  if own.track_takeovers == nil then own.track_takeovers = true end
+  local ngx = rawget(_G, "ngx")
+  own.now = own.now or (ngx and function() return ngx.time() end) or nil
+  own.sleep = own.sleep or (ngx and ngx.sleep) or nil
   return ledger.new(own)
 end
 
 local BEGIN_RULES = {
   reuse = options.number(0, 1e12), retry_unknown = { type = "boolean" }, fresh = { type = "boolean" },
   wait = options.number(0, 1e9), sleep = { type = "function" }, owner = { type = "string" },
+  tenant = { type = "string" },
 }
 
 local function key_of(fields_or_key)
@@ -321,7 +378,8 @@ function Ledger:begin(fields, opts)
   if not ok then return nil, waited end
   local vin, engine_number, plate_number = ledger.split_key(key)
   local claim = setmetatable({ ledger = self, key = key, token = token, vin = vin,
-    engine_number = engine_number, plate_number = plate_number, owner = opts.owner }, Claim)
+    engine_number = engine_number, plate_number = plate_number, owner = opts.owner, tenant = opts.tenant },
+    Claim)
   local entry, read_err = self.store:read(key)
   if read_err then
     claim:release()
@@ -346,14 +404,25 @@ function Ledger:decide(claim, entry, opts, joined)
     local reuse = opts.reuse or 0
     if joined or (not opts.fresh and reuse > 0 and self.now() - (entry.updated_at or 0) < reuse) then
       self.reused = self.reused + 1
-      return { action = "reuse", entry = entry }
+      return { action = "reuse", entry = entry, joined = joined and true or false }
     end
     claim.action = "order"
     return { action = "order", claim = claim }
   end
   if state == "placed" then
     claim.action = "poll"
-    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim }
+    if not self.track_takeovers then
+      return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim }
+    end
+    -- Every holder that stops polling marks the entry released; one that is not
+    -- was left by a holder that died or lost its claim: this one takes it over.
+    local taken_over = not entry.released
+    if not taken_over then
+      -- held again: should this holder die too, the next one takes over
+      local ok, err = claim:write({ state = "placed", released = false }, nil, false)
+      if not ok then return nil, err end
+    end
+    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim, taken_over = taken_over }
   end
   if state == "intent" then
     -- This claim is held, so the intent's writer is gone. Unarmed on this very
@@ -361,9 +430,10 @@ function Ledger:decide(claim, entry, opts, joined)
     -- Armed, or from another boot (an unsynced arm may be lost): unknown.
     local boot = util.boot_id()
     if not entry.armed and boot ~= nil and entry.boot_id == boot then
-      local ok, err = claim:write{ state = "not_placed", armed = false, reason = { kind = "ledger",
-        message = "the process placing this order stopped before it wrote the request" } }
+      local ok, err = claim:write{ state = "not_placed", armed = false, reserved = false, reason = {
+        kind = "ledger", message = "the process placing this order stopped before it wrote the request" } }
       if not ok then return nil, err end
+      release_reservation(self, entry)
       claim.action = "order"
       return { action = "order", claim = claim }
     end
@@ -424,6 +494,13 @@ function Ledger:stats()
     if type(entry.order_id) == "string" then stats.orders = stats.orders + 1 end
   end
   return stats
+end
+
+--- What the budget has left for tenant (optional) now: budget.remaining's list, or nil
+--- when this ledger has no budget.
+function Ledger:budget_remaining(tenant)
+  if not self.budget then return nil end
+  return self.budget:remaining(tenant, self.now())
 end
 
 --- The store's damage report ({ ok = true, damaged = {} } for stores that cannot be damaged).

@@ -34,6 +34,7 @@ local TYPE_NAMES = { object = "table or userdata" }
 local function type_ok(expected, value)
   local actual = type(value)
   if expected == "object" then return actual == "table" or actual == "userdata" end
+  if expected == "any" then return true end -- the rule's check decides
   return actual == expected
 end
 

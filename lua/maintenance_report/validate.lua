@@ -354,4 +354,16 @@ function validate.order_id(s)
   return identifier(s, ORDER_ID)
 end
 
+--- The X-Source label as given, or nil, message: printable ASCII (space to '~'),
+-- since the gateway signs and compares header bytes and refuses other text as a
+-- bad signature. Not trimmed: it is signed exactly as sent.
+function validate.source(s)
+  if type(s) ~= "string" then return nil, "source must be a string, got " .. type(s) end
+  if s == "" then return nil, "source must not be empty" end
+  local problem = ascii_problem("source", s, "only printable ASCII (letters, digits, punctuation, space) is allowed")
+  if problem then return nil, problem end
+  if s:find("^ ") or s:find(" $") then return nil, "source must not start or end with a space" end
+  return s
+end
+
 return validate

@@ -2,6 +2,7 @@
 -- two endpoints; plus the loopback-only admin endpoints.
 local faults = require "maintenance_report_sandbox.faults"
 local gateway = require "maintenance_report_sandbox.gateway"
+local json = require "maintenance_report_sandbox.json"
 local reports = require "maintenance_report_sandbox.reports"
 local scenarios = require "maintenance_report_sandbox.scenarios"
 local state = require "maintenance_report_sandbox.state"
@@ -116,15 +117,99 @@ local function no_api(uri)
   return reply(404, faults.message_json("There is no api match uri[" .. uri .. "]."))
 end
 
+-- The gateway's switches (POST /__sandbox/gateway), in the stats dict so that
+-- every worker sees them and /__sandbox/reset clears them.
+local SWITCHES = { "answer", "status", "times", "rate_limit", "auth" }
+
+local function switches()
+  local stats = ngx.shared.mr_sandbox_stats
+  local cfg = {}
+  for _, k in ipairs(SWITCHES) do cfg[k] = stats:get("gw:" .. k) end
+  return cfg
+end
+
+-- X-RateLimit-* as the gateway sends them, when a limit is set; over the
+-- limit within one second of the sandbox's clock, the gateway's 429.
+local function rate_limit(limit)
+  local stats = ngx.shared.mr_sandbox_stats
+  local used = stats:incr("gw:window:" .. ngx.time(), 1, 0, 10)
+  ngx.header["X-RateLimit-Limit"] = tostring(limit)
+  ngx.header["X-RateLimit-Used"] = math.min(used, limit) .. "/" .. limit
+  if used > limit then
+    stats:incr("gw:rate_limited", 1, 0)
+    return true
+  end
+end
+
+-- Answers with a published text (gateway.TEXTS): the alternative wording when
+-- the status asked for is the signing guide's.
+local function gateway_text(id, status)
+  ngx.shared.mr_sandbox_stats:incr("gw:answered", 1, 0)
+  local entry = gateway.TEXTS[id]
+  local text = entry[2]
+  if status and entry.alt and status == entry.alt[1] then text = entry.alt[2] end
+  return reply(status or entry[1], faults.message_json(text))
+end
+
 function M.api()
   ngx.header["X-Api-RequestId"] = ngx.var.request_id
+  local cfg = switches()
+  -- /__text/ID/STATUS/…: that text for this request only (0: its first status), so
+  -- that concurrent specs need no shared switch.
+  local text_id, text_status = ngx.var.uri:match("^/__text/([%w_]+)/(%d+)/")
+  if text_id and gateway.TEXTS[text_id] then
+    return gateway_text(text_id, tonumber(text_status) ~= 0 and tonumber(text_status) or nil)
+  end
+  if cfg.answer and state.fire("gw:answer", cfg.times or 0) then return gateway_text(cfg.answer, cfg.status) end
+  if cfg.rate_limit and rate_limit(cfg.rate_limit) then
+    return reply(429, faults.message_json(gateway.TEXTS.rate_limit[2]))
+  end
   local uri = ngx.var.uri
   local route = ROUTES[uri]
   -- Both APIs are published for GET only; anything else matches no API.
   if not route or ngx.req.get_method() ~= "GET" then return no_api(uri) end
-  local ok, status, message = gateway.check(ngx.req.get_headers(), settings.secrets, ngx.time())
+  local headers = ngx.req.get_headers()
+  local ok, status, message
+  if cfg.auth == "app" then
+    ok, status, message = gateway.check_app(headers, ngx.req.get_method(), uri:sub(#STAGE + 1),
+      ngx.req.get_uri_args(), settings.secrets, ngx.time())
+  else
+    ok, status, message = gateway.check(headers, settings.secrets, ngx.time())
+  end
   if not ok then return reply(status, faults.message_json(message)) end
   return route()
+end
+
+-- POST /__sandbox/gateway?answer=ID&status=N&times=N&rate_limit=N&auth=app|key
+-- sets switches (an empty value clears one); GET shows them and the counters.
+local function gateway_admin()
+  local stats = ngx.shared.mr_sandbox_stats
+  if ngx.req.get_method() == "POST" then
+    local args = ngx.req.get_uri_args()
+    for _, k in ipairs(SWITCHES) do
+      local v = args[k]
+      if v == "" or v == true then
+        stats:delete("gw:" .. k)
+      elseif type(v) == "string" then
+        if k == "answer" and not gateway.TEXTS[v] then return nil, "unknown answer " .. v end
+        if k == "auth" and v ~= "app" and v ~= "key" then return nil, "auth must be app or key" end
+        if k ~= "answer" and k ~= "auth" then
+          v = tonumber(v)
+          if not v or v < 0 or v ~= math.floor(v) then return nil, k .. " must be a whole number" end
+        end
+        stats:set("gw:" .. k, v)
+      end
+    end
+    ngx.shared.mr_sandbox_orders:delete("f:gw:answer")
+  end
+  local cfg = switches()
+  local kv = {}
+  for _, k in ipairs(SWITCHES) do
+    if cfg[k] ~= nil then kv[#kv + 1] = k; kv[#kv + 1] = cfg[k] end
+  end
+  kv[#kv + 1] = "answered"; kv[#kv + 1] = stats:get("gw:answered") or 0
+  kv[#kv + 1] = "rate_limited"; kv[#kv + 1] = stats:get("gw:rate_limited") or 0
+  return json.encode(json.object(kv))
 end
 
 -- Admin endpoints, never behind the gateway; nginx allows only loopback.
@@ -136,6 +221,13 @@ function M.admin()
   elseif action == "reset" then
     state.reset()
     body = '{"ok":true}'
+  elseif action == "gateway" then
+    local err
+    body, err = gateway_admin()
+    if not body then
+      ngx.status = 400
+      body = json.encode(json.object{ "error", err })
+    end
   else
     ngx.status = 404
     body = '{"error":"unknown admin endpoint"}'

@@ -4,6 +4,7 @@
 local civil_date = require "maintenance_report.civil_date"
 local json = require "maintenance_report_sandbox.json"
 local prng = require "maintenance_report_sandbox.prng"
+local scenarios = require "maintenance_report_sandbox.scenarios"
 local vinlib = require "maintenance_report_sandbox.vin"
 local wmi = require "maintenance_report_sandbox.wmi"
 
@@ -234,6 +235,79 @@ local function history(rng, entry, model_year, as_of)
   return records
 end
 
+-- Histories made for the report-content scenarios (scenarios.FINDINGS): a
+-- regular one (a service every 5-7 months and 6,000-8,000 km from 2020-03 to
+-- two months before the report clock), changed in one way per scenario.
+local function regular_history(rng, entry, first_day, last_day)
+  local day, mileage = first_day, rng:int(5, 60)
+  local records = { new_record(rng, "delivery", day, mileage, { "新车交付检查", "附件安装" }, "") }
+  local n = 0
+  while true do
+    day, mileage = day + rng:int(150, 210), mileage + rng:int(6000, 8000)
+    if day > last_day then break end
+    n = n + 1
+    records[#records + 1] = service_record(rng, entry, day, mileage, n)
+  end
+  return records
+end
+
+-- A visit halfway between records i and i + 1.
+local function insert_visit(rng, records, i, kind, items, materials)
+  local a, b = records[i], records[i + 1]
+  local r = new_record(rng, kind, floor((a.days + b.days) / 2), floor((a.mileage + b.mileage) / 2), items, materials)
+  table.insert(records, i + 1, r)
+end
+
+local function shift_from(records, i, km)
+  for j = i, #records do records[j].mileage = records[j].mileage + km end
+end
+
+local SHAPES = {}
+function SHAPES.rollback(_, records)
+  local k = floor(#records * 2 / 3)
+  shift_from(records, k, 15000 + (records[k].mileage % 1000) - records[k].mileage)
+end
+function SHAPES.fast_mileage(_, records) shift_from(records, floor(#records / 2), 90000) end
+function SHAPES.mileage_flag_abnormal(_, _, facts) facts.mileage_normal = 0 end
+function SHAPES.structural(rng, records)
+  insert_visit(rng, records, floor(#records / 2), "structure", { "钣金喷漆", "左前纵梁校正", "车身校正" }, "油漆:2; ")
+end
+function SHAPES.airbag(rng, records)
+  insert_visit(rng, records, floor(#records / 2), "airbag", { "一般维修", "更换主驾驶安全气囊", "更换气囊控制模块" },
+    "主驾驶气囊:1; 气囊控制模块:1; ")
+end
+function SHAPES.flood(rng, records)
+  insert_visit(rng, records, floor(#records / 2), "flood", { "一般维修", FLOOD_REPAIR[1] }, FLOOD_REPAIR[2])
+end
+function SHAPES.fire(rng, records)
+  insert_visit(rng, records, floor(#records / 2), "fire", { "一般维修", "发动机舱火烧维修", "线束烧蚀更换" },
+    FIRE_REPAIR[2])
+end
+function SHAPES.major_component(rng, records)
+  insert_visit(rng, records, floor(#records / 2), "component", { "一般维修", "更换变速箱总成" }, "变速箱总成:1; ")
+end
+function SHAPES.service_gap(_, records)
+  local mid = floor(#records / 2)
+  for _ = 1, 4 do table.remove(records, mid) end
+end
+function SHAPES.service_count_mismatch(_, _, facts) facts.services_per_year_factor = 2 end
+
+local function scenario_history(rng, entry, name, as_of)
+  local first = days_from_civil(2020, 3, 1) + rng:int(0, 30)
+  local last = as_of - 60
+  if name == "last_service_old" then last = as_of - 3 * 365 end
+  if name == "one_year" then first, last = days_from_civil(2026, 1, 10) + rng:int(0, 5), days_from_civil(2026, 9, 1) end
+  local records = regular_history(rng, entry, first, last)
+  if name == "one_year" then
+    -- services by time (every 5-7 months) give too few points in one year: add visits
+    insert_visit(rng, records, 1, "repair", { "一般维修", "更换雨刮片" }, "雨刮片:2; ")
+    insert_visit(rng, records, #records - 1, "body", { "钣金喷漆", "前保险杠喷漆" }, "油漆:1; ")
+  end
+  local facts = {}
+  if SHAPES[name] then SHAPES[name](rng, records, facts) end
+  return records, facts
+end
+
 local function record_json(r)
   local kv = {}
   if r.content then kv[#kv + 1] = "content"; kv[#kv + 1] = r.content end
@@ -263,13 +337,18 @@ function M.facts(vin)
     (model_year - rng:int(1, 3)) % 100, rng:int(1, 12))
 
   local records = history(rng, entry, model_year, as_of)
+  local sc = scenarios.decode(vin)
+  local shaped = {}
+  if sc and scenarios.info(sc.name).phase == "0" and sc.name ~= "normal" then
+    records, shaped = scenario_history(rng, entry, sc.name, as_of)
+  end
   local services, component, outside, construct = 0, {}, {}, {}
   local last_service, fire, water = nil, 0, 0
   for _, r in ipairs(records) do
     if r.kind == "service" then
       services = services + 1
       last_service = r.days
-    elseif r.kind == "component" or r.kind == "flood" or r.kind == "fire" then
+    elseif r.kind == "component" or r.kind == "flood" or r.kind == "fire" or r.kind == "airbag" then
       component[#component + 1] = r
     elseif r.kind == "body" then
       outside[#outside + 1] = r
@@ -306,7 +385,9 @@ function M.facts(vin)
     water = water,
     last_service = last_service and date_string(last_service) or "",
     last_visit = date_string(last.days),
-    services_per_year = string.format("%.1f", services / years),
+    services_per_year = string.format("%.1f", services / years * (shaped.services_per_year_factor or 1)
+      + (shaped.services_per_year_factor and 1 or 0)),
+    mileage_normal = shaped.mileage_normal or 1,
     mileage_per_year = per_year,
     mileage_estimate = last.mileage + floor(per_year * (as_of - last.days) / 365 + 0.5),
   }
@@ -346,8 +427,9 @@ function M.ready_json(vin)
         "carComponentRecordsFlag", flag(f.component),
         "carConstructRecordsFlag", flag(f.construct),
         "carOutsideRecordsFlag", flag(f.outside),
-        -- Generated mileage always rises, so it is always plausible.
-        "mileageIsNormalFlag", 1,
+        -- Generated mileage always rises (so it is plausible), except in the
+        -- rollback and fast_mileage scenarios, where the vendor did not notice.
+        "mileageIsNormalFlag", f.mileage_normal,
         "mileageEstimate", f.mileage_estimate,
         "lastMainTainTime", f.last_service,
         "mainTainTimes", f.services_per_year,

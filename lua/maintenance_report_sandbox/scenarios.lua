@@ -57,6 +57,25 @@ add("normal", "0", "NM", nil, "serial", "a normal report (like any VIN outside t
 add("no_records", "2", "NR", nil, "serial", 'the report is "1206" 无维修保养记录')
 add("pending_polls", "2", "PD", nil, "polls",
   "the report stays pending (1204) for N polls, whatever the sandbox's pending_polls")
+-- Report contents, each made for one finding of maintenance_report.analysis
+-- (reports.lua builds their histories; docs/sandbox.md lists them).
+M.FINDINGS = {
+  { "clean", "CL", "a regular service history with nothing to find (the negative case)" },
+  { "rollback", "RB", "the odometer drops to about 15,000 km later on; mileageIsNormalFlag still 1" },
+  { "fast_mileage", "HR", "90,000 km more than plausible between two services; mileageIsNormalFlag still 1" },
+  { "mileage_flag_abnormal", "MF", "a clean history, but mileageIsNormalFlag 0" },
+  { "structural", "SX", "a structural repair (左前纵梁校正, 车身校正); carConstructRecordsFlag 1" },
+  { "airbag", "AB", "an airbag replaced (气囊), one of the component records; carComponentRecordsFlag 1" },
+  { "flood", "FL", "a flood repair (泡水); carWaterFlag 1 and, as a component record, carComponentRecordsFlag 1" },
+  { "fire", "FR", "a fire repair (火烧, 烧蚀); carFireFlag 1 and, as a component record, carComponentRecordsFlag 1" },
+  { "major_component", "MC", "a gearbox replaced (变速箱总成); carComponentRecordsFlag 1" },
+  { "service_gap", "GP", "no service for about two years in the middle of the history" },
+  { "last_service_old", "LS", "the history ends three years before the report clock" },
+  { "service_count_mismatch", "SC", "mainTainTimes twice the services in the records, plus one" },
+  { "one_year", "YR", "a history within 2026 (a short chart: month labels)" },
+}
+for _, f in ipairs(M.FINDINGS) do add(f[1], "0", f[2], nil, "serial", "report: " .. f[3]) end
+
 for _, f in ipairs(FAULTS) do
   add("order_" .. f[1], "1", f[2], f[1], f[3], "order call: " .. f[4])
   add("report_" .. f[1], "2", f[2], f[1], f[3], "report call: " .. f[4])

@@ -266,7 +266,90 @@ for _, shape in ipairs(M.STATUS_LINES) do
     via = "raw", setup = raw("status_" .. shape[1]) }
 end
 
+-- Every text of gateway.md's tables, as the sandbox sends it (its /__text/ID/STATUS/
+-- prefix answers that request with it): id, status, text. A text both documents
+-- list appears once per status. Kept apart from M.FAULTS: the sandbox answers
+-- these before any signature check, so they add nothing to the secrets runs.
+M.GATEWAY_TEXTS = {
+  { "apikey_invalid", 401, "HMAC apikey is invalid for API." },
+  { "xdate_required", 401,
+    "HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication." },
+  { "xdate_skew", 401, "HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication." },
+  { "date_required", 401, "HMAC signature cannot be verified, a valid date or x-date header is required." },
+  { "date_required", 403, "HMAC signature cannot be verified, a valid date header is required" },
+  { "id_or_signature_missing", 401, "HMAC id or signature missing." },
+  { "id_or_signature_missing", 403, "id or signature missing" },
+  { "multiple_header", 401, "HMAC do not support multiple HTTP header." },
+  { "header_required", 401, "HMAC signature cannot be verified, a valid x-source header is required." },
+  { "header_required", 403, "HMAC signature cannot be verified, a valid x-source header is required" },
+  { "algorithm", 401, "HMAC algorithm hmac-md5 not supported." },
+  { "format", 401, "HMAC authorization format error." },
+  { "headers_invalid", 401, "HMAC authorization headers is invalidate." },
+  { "headers_invalid", 403, "authorization headers is invalidate" },
+  { "cannot_verify", 401, "HMAC signature cannot be verified." },
+  { "cannot_verify", 403, "HMAC signature cannot be verified" },
+  { "mismatch", 401, "HMAC signature does not match." },
+  { "mismatch", 403, "HMAC signature does not match" },
+  { "auth_header_required", 401, "HMAC signature cannot be verified, a validate authorization header is required" },
+  { "oauth", 401, "Oauth token is invalid." },
+  { "no_usage_plan", 403, "Found no validate usage plan." },
+  { "client_ip", 403, "Cannot identify the client IP address, unix domain sockets are not supported." },
+  { "ip_denied", 403, "Endpoint IP address is not allowed." },
+  { "params_fail", 403, "Get vin params fail." },
+  { "header_param", 403, "header x-custom is required." },
+  { "path_param", 403, "path variable id is required." },
+  { "query_param", 403, "querystring vin is required." },
+  { "body_param", 403, "body param vin is required." },
+  { "form_content_type", 403, "req content type need application/x-www-form-urlencoded." },
+  { "no_micro_service", 404, "Not found micro service with key." },
+  { "no_host", 404, "Not Found Host." },
+  { "get_host_fail", 404, "Get Host Fail." },
+  { "method_unsupported", 404, "Could not support method." },
+  { "no_api", 404, "Found no api." },
+  { "no_match_host", 404, "There is no api match host[127.0.0.1]." },
+  { "no_match_env", 404, "There is no api match env_mapping[release]." },
+  { "no_match_default_env", 404, "There is no api match default env_mapping[release]." },
+  { "no_match_uri", 404, "There is no api match uri[/maintenance/order]." },
+  { "no_match_method", 404, "There is no api match method[POST]." },
+  { "method_not_allowed", 405, "Method Not Allowed." },
+  { "https_not_allowed", 426, "Not allow use HTTPS protocol." },
+  { "http_not_allowed", 426, "Not allow use HTTP protocol." },
+  { "rate_limit", 429, "API rate limit exceeded." },
+  { "quota", 429, "API quota exceeded." },
+  { "cors", 429, "req is cross origin, api service-plb7hsqv need open cors flag on qcloud apigateway." },
+  { "api_config", 481, "API config error." },
+  { "tsf_config", 481, "TSF config error." },
+  { "mock_config", 481, "Mock config error." },
+  { "cors_config", 481, "Found no valid cors config." },
+  { "client_closed", 499, "Client closed connetion." },
+  { "query_params_error", 500, "Error occurred during query params." },
+  { "internal_error", 500, "Internal Server Error." },
+  { "bad_gateway", 502, "Bad Gateway." },
+  { "gateway_timeout", 504, "Gateway Time-out." },
+}
+
+M.GATEWAY_FAULTS = {}
+for _, t in ipairs(M.GATEWAY_TEXTS) do
+  local id, status, text = t[1], t[2], t[3]
+  M.GATEWAY_FAULTS[#M.GATEWAY_FAULTS + 1] = {
+    id = "text_" .. id .. "_" .. status, text_id = id, status = status, text = text,
+    label = status .. " " .. text, via = "sandbox gateway (`/__text/`)",
+    setup = function(env)
+      local sb = env.sandbox
+      assert(sb:reset())
+      local vin = M.NORMAL_VIN
+      return {
+        endpoint = ("http://127.0.0.1:%d/__text/%s/%d/release"):format(sb.port, id, status),
+        vin = vin, order_id = M.ORDER_ID,
+        -- the gateway answers itself: a text case must never reach the vendor's order handler
+        sends = function() return (sb:stats().orders_by_vin or {})[vin] or 0 end,
+      }
+    end,
+  }
+end
+
 M.BY_ID = {}
+for _, f in ipairs(M.GATEWAY_FAULTS) do M.BY_ID[f.id] = f end
 for _, f in ipairs(M.FAULTS) do
   M.BY_ID[f.id] = f
   f.scenarios = SCENARIOS[f.setup] -- sandbox faults: their scenario names
@@ -361,10 +444,10 @@ function M.available(env, fault)
   return true
 end
 
---- Runs every fault × op; returns the results in order.
-function M.run_all(env)
+--- Runs every fault × op (faults: M.FAULTS by default); returns the results in order.
+function M.run_all(env, faults)
   local results = {}
-  for _, fault in ipairs(M.FAULTS) do
+  for _, fault in ipairs(faults or M.FAULTS) do
     for _, op in ipairs(M.OPS) do
       if M.available(env, fault) then
         results[#results + 1] = M.run_case(env, fault, op)

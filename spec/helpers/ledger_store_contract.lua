@@ -61,6 +61,17 @@ contract.cases = {
     got = t:read(KEY)
     check(got.state == "placed" and got.order_id == "O1" and got.version == 2, "version 2 is read back")
   end },
+  { "a version read back (a float after JSON in Lua 5.3+) is the version the next cas expects", function(env)
+    local s, t = env.open(), env.open_other()
+    assert(s:claim(KEY, "a", 60))
+    assert(s:cas(KEY, "a", nil, entry("intent")))
+    local got = t:read(KEY)
+    check(s:cas(KEY, "a", got.version, entry("placed", { order_id = "O1" })) == true,
+      "cas with version " .. got.version)
+    got = t:read(KEY)
+    check(s:cas(KEY, "a", got.version, entry("ready")) == true, "cas with version " .. got.version)
+    check(t:read(KEY).version == 3, "three writes")
+  end },
   { "entries are copies: changing what read returned changes nothing stored", function(env)
     local s = env.open()
     assert(s:claim(KEY, "a", 60))
@@ -88,6 +99,25 @@ contract.cases = {
     check(#assert(t:list()) == 1, "list shrinks")
     check(t:delete(OTHER_KEY, nil) == true, "a forced delete")
     check(#assert(s:list()) == 0, "list is empty")
+  end },
+  { "budget reservations are all-or-nothing, exact in fen, shared between handles", function(env)
+    local s, t = env.open(), env.open_other()
+    local buckets = { { name = "day:2026-12-01", cap = 3400, ttl = 100 },
+      { name = "month:2026-12", cap = 5000, ttl = 100 } }
+    check(s:reserve(buckets, 1700) == true, "first reservation")
+    check(t:reserve(buckets, 1700) == true, "second reservation, through the other handle")
+    local ok, full = s:reserve(buckets, 1700)
+    check(ok == false and full.index == 1 and full.spent == 3400, "the full day bucket refuses, and says so")
+    local sums = assert(t:spent{ "day:2026-12-01", "month:2026-12", "day:2026-12-02" })
+    check(sums["month:2026-12"] == 3400, "a refused reservation adds nothing to any bucket, got "
+      .. tostring(sums["month:2026-12"]))
+    check(sums["day:2026-12-02"] == 0, "an unused bucket has spent 0")
+    check(s:unreserve({ { name = "day:2026-12-01" }, { name = "month:2026-12" } }, 1700) == true, "unreserve")
+    check(t:reserve(buckets, 1700) == true, "room again after a release")
+    ok, full = s:reserve(buckets, 1700)
+    check(ok == false and full.index == 1, "full again")
+    check(s:unreserve({ { name = "day:2026-12-09" } }, 1700) == true, "unreserving an empty bucket")
+    check(assert(t:spent{ "day:2026-12-09" })["day:2026-12-09"] == 0, "a bucket never goes below 0")
   end },
 }
 

@@ -30,8 +30,9 @@ local M = {}
 M.DEFAULTS = { concurrency = 8, rate = 5, unit_price = 17, max_active = 1000, max_wait = 900 }
 
 -- Order failures after which no further order can succeed: stop ordering.
+-- (a spent budget or an unreachable Redis ledger refuses every further order alike)
 local STOP_KINDS = { auth = true, forbidden = true, quota_exceeded = true, not_found = true, tls = true,
-  ledger = true }
+  ledger = true, budget_exceeded = true, store_unavailable = true }
 -- So many network failures in a row (each provably not placed) stop ordering too.
 local MAX_NETWORK_FAILURES = 5
 local RATE_LIMIT_RETRIES = 3
@@ -55,6 +56,9 @@ function M.describe(cmd)
     :convert(config.integer_converter("--concurrency", 1, 100000))
   cmd:option("--rate", "Most new orders per second.", tostring(M.DEFAULTS.rate))
     :convert(config.number_converter("--rate", 0, true))
+  cmd:option("--plan-rate-limit", "The usage plan's limit in requests per second, when known: all requests "
+    .. "(orders and polls) stay below it from the first; without it, the gateway's X-RateLimit-Limit "
+    .. "is used once an answer has carried it."):convert(config.number_converter("--plan-rate-limit", 0, true))
   config.add_poll_options(cmd, M.DEFAULTS.max_wait)
   cmd:flag("--strict", "Stop before any order if a row is invalid (default: skip invalid rows).")
   config.add_ledger_options(cmd, { reuse = true })
@@ -426,6 +430,7 @@ end
 local function open_for_dry_run(args)
   local path, err = config.ledger_path(args)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return config.open_ledger(args) end
   local f = io.open(path, "rb")
   if not f then return false, path end
   f:close()
@@ -507,7 +512,8 @@ function M.run_with_ledger(args, parsed, L, path)
   local progress = progress_lib.new{ total = #parsed.rows, tty = tty, now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet,
     width = tty and not args.quiet and progress_lib.terminal_width() or nil }
-  local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path }
+  local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path,
+    plan_rate_limit = args.plan_rate_limit }
   if args.verbose then
     local printer = output.event_printer()
     extra.on_event = function(ev)

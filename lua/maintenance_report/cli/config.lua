@@ -16,7 +16,10 @@ config.ENV = {
   source = "MAINTENANCE_REPORT_SOURCE",
   cafile = "MAINTENANCE_REPORT_CAFILE",
   ledger = "MAINTENANCE_REPORT_LEDGER",
+  redis_password = "MAINTENANCE_REPORT_REDIS_PASSWORD",
+  budget = "MAINTENANCE_REPORT_BUDGET",
 }
+config.ENV.auth = "MAINTENANCE_REPORT_AUTH" -- key pair or app-key signing (--auth)
 
 -- The CLI reuses a final report for a day by default: a second query for the
 -- same vehicle the same day is almost always a mistake that would cost ¥17.
@@ -71,6 +74,9 @@ end
 --- The credential options and --endpoint, --cafile, --insecure, --timeout, --connect-timeout.
 function config.add_connection_options(cmd)
   config.add_credential_options(cmd)
+  cmd:option("--auth", "How requests are signed: key (key pair: SecretId/SecretKey) or app (app key: "
+    .. "ApiAppKey/ApiAppSecret in the same places) (default: $" .. config.ENV.auth .. " or key).")
+    :choices{ "key", "app" }
   cmd:option("--endpoint", "Base URL of the API (default: $" .. config.ENV.endpoint
     .. " or the vendor's).")
   cmd:option("--cafile", "CA bundle to verify the server (default: $" .. config.ENV.cafile .. ").")
@@ -97,7 +103,8 @@ function config.add_poll_options(cmd, default_max_wait)
 end
 
 function config.add_format_options(cmd)
-  cmd:option("--format", "Output format: text, json or html.", "text"):choices{ "text", "json", "html" }
+  cmd:option("--format", "Output format: text, json, html or pdf (pdf: through headless Chromium).", "text")
+    :choices{ "text", "json", "html", "pdf" }
   cmd:option("-o --output", "Write the output to FILE instead of stdout."):argname("<file>")
   cmd:flag("--raw", "With --format json: include the vendor's response body as \"raw\".")
 end
@@ -119,8 +126,13 @@ function config.add_ledger_options(cmd, opts)
   opts = opts or {}
   cmd:option("--ledger", "Order ledger file (default: $" .. config.ENV.ledger
     .. ", else $XDG_STATE_HOME/maintenance-report/ledger, else ~/.local/state/maintenance-report/ledger)."
-    .. " It records every order before and after it is sent.")
-    :argname("<file>")
+    .. " It records every order before and after it is sent. redis://host:port/db shares one ledger"
+    .. " between machines (its password goes in $" .. config.ENV.redis_password .. ", not on the command line).")
+    :argname("<file|url>")
+  cmd:option("--budget", "Spend caps in yuan, kept in the ledger and shared by everyone using it: "
+    .. "day=N,month=N (either or both), optional price=N (yuan per order, default 17). "
+    .. "An order beyond a cap is refused before it is sent (exit 8). Default: $" .. config.ENV.budget .. ".")
+    :argname("<caps>")
   if opts.reuse then
     cmd:option("--reuse", "Reuse a final report from the ledger that is younger than this (no new order): "
       .. "e.g. 24h, 90m, 3600s; 0 never reuses.", config.DEFAULT_REUSE)
@@ -159,24 +171,28 @@ function config.read_secret_key_file(path)
   return key
 end
 
--- The secret key taken out of the environment by take_secret_from_environment.
-local taken_secret
+-- Secrets taken out of the environment by take_secret_from_environment: name -> value.
+local taken = {}
 
---- Reads $MAINTENANCE_REPORT_SECRET_KEY once and removes it from the process environment
---- (core.unsetenv), so that no child process the CLI starts inherits it; config.getenv
---- still answers it. Called by the CLI's main before anything else runs.
+--- Reads the secret variables ($MAINTENANCE_REPORT_SECRET_KEY, $MAINTENANCE_REPORT_REDIS_PASSWORD)
+--- once and removes them from the process environment (core.unsetenv), so that no child process
+--- the CLI starts inherits them; config.getenv still answers them. Called by the CLI's main
+--- before anything else runs.
 function config.take_secret_from_environment()
-  local value = os.getenv(config.ENV.secret_key)
-  if value == nil then return end
-  taken_secret = value
-  output.add_secret(value)
   local core = require "maintenance_report.core"
-  if core.unsetenv then assert(core.unsetenv(config.ENV.secret_key)) end
+  for _, name in ipairs{ config.ENV.secret_key, config.ENV.redis_password } do
+    local value = os.getenv(name)
+    if value ~= nil then
+      taken[name] = value
+      output.add_secret(value)
+      if core.unsetenv then assert(core.unsetenv(name)) end
+    end
+  end
 end
 
---- os.getenv, with the secret key taken from the environment still known.
+--- os.getenv, with the secrets taken from the environment still known.
 function config.getenv(name)
-  if name == config.ENV.secret_key and taken_secret ~= nil then return taken_secret end
+  if taken[name] ~= nil then return taken[name] end
   return os.getenv(name)
 end
 
@@ -208,6 +224,10 @@ function config.settings(args, getenv)
     f:close()
   end
   s.insecure = args.insecure and true or nil
+  s.auth = nonempty(args.auth) or nonempty(getenv(config.ENV.auth))
+  if s.auth and s.auth ~= "key" and s.auth ~= "app" then
+    return nil, usage_error("$" .. config.ENV.auth .. " must be key or app, got '" .. s.auth .. "'")
+  end
   return s
 end
 
@@ -229,17 +249,58 @@ function config.ledger_path(args, getenv)
   return state .. "/maintenance-report/ledger"
 end
 
---- The file ledger for the command (its directory created 0700): L, path or nil, err.
+--- Whether a --ledger value names a Redis ledger rather than a file.
+function config.is_ledger_url(value)
+  return type(value) == "string" and value:match("^rediss?://") ~= nil
+end
+
+--- --budget (or its environment variable) as ledger budget options; nil when none is set.
+function config.budget(args, getenv)
+  local spec = nonempty(args.budget) or nonempty((getenv or os.getenv)(config.ENV.budget))
+  if not spec then return nil end
+  local out = {}
+  for item in spec:gmatch("[^,]+") do
+    local name, value = item:match("^%s*(%a+)%s*=%s*([%d.]+)%s*$")
+    if not (name == "day" or name == "month" or name == "price") or not tonumber(value) then
+      return nil, usage_error(("--budget takes day=N,month=N[,price=N] in yuan, got '%s'"):format(spec))
+    end
+    out[name] = tonumber(value)
+  end
+  if not (out.day or out.month) then return nil, usage_error("--budget needs day=N or month=N (yuan)") end
+  return out
+end
+
+-- A Redis ledger from a URL: the password from the environment, never argv.
+local function open_redis_ledger(url, from_argv, budget, getenv)
+  local redis_client = require "maintenance_report.ledger.redis_client"
+  local parsed, message = redis_client.parse_url(url)
+  if not parsed then return nil, usage_error("--ledger: " .. message) end
+  if parsed.password and from_argv then
+    return nil, usage_error("--ledger: a password in the URL would be visible to every user in the process "
+      .. "list; put it in $" .. config.ENV.redis_password .. " (or the whole URL in $" .. config.ENV.ledger .. ")")
+  end
+  parsed.password = parsed.password or nonempty(getenv(config.ENV.redis_password))
+  local L, err = require("maintenance_report.ledger").redis(parsed, { budget = budget })
+  if not L then return nil, err end
+  return L, redis_client.describe(parsed)
+end
+
+--- The command's ledger: a file (its directory created 0700), or Redis for a redis:// URL.
+--- Returns L, where (the path, or the URL without credentials) or nil, err.
 function config.open_ledger(args, getenv)
+  getenv = getenv or config.getenv
+  local budget, berr = config.budget(args, getenv)
+  if berr then return nil, berr end
   local path, err = config.ledger_path(args, getenv)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return open_redis_ledger(path, nonempty(args.ledger) ~= nil, budget, getenv) end
   local dir = path:match("^(.*)/[^/]+$")
   if dir and dir ~= "" and not os.rename(dir, dir) then
     -- umask 077: every directory mkdir -p makes (the ledger's own included) is 0700.
     os.execute("umask 077 && mkdir -p " .. require("maintenance_report.cli.terminal").shell_word(dir)
       .. " 2>/dev/null")
   end
-  local L, lerr = require("maintenance_report.ledger").file(path)
+  local L, lerr = require("maintenance_report.ledger").file(path, { budget = budget })
   if not L then return nil, lerr end
   return L, path
 end
@@ -247,7 +308,7 @@ end
 --- Client options from the settings and the command's flags; extra is merged in.
 function config.client_options(settings, args, extra)
   local o = { secret_id = settings.secret_id, secret_key = settings.secret_key }
-  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure" } do o[k] = settings[k] end
+  for _, k in ipairs{ "source", "endpoint", "cafile", "insecure", "auth" } do o[k] = settings[k] end
   o.timeout = args.timeout
   o.connect_timeout = args.connect_timeout
   o.poll_interval = args.poll_interval
@@ -263,13 +324,19 @@ end
 --- A client for the command's flags and environment: client, nil, settings or nil, err.
 --- extra: client options over the flags' (ledger = L from config.open_ledger, and its ledger_path).
 function config.client(args, extra, getenv)
+  if args.format == "pdf" then
+    -- before any request: a paid report must not arrive with nothing to print it
+    local chromium, perr = require("maintenance_report.render.pdf").chromium(getenv)
+    if not chromium then return nil, perr end
+  end
   local settings, err = config.settings(args, getenv)
   if not settings then return nil, err end
   local opts = config.client_options(settings, args, extra)
   if args.verbose then
     output.say(string.format("[config] endpoint %s, source %s, secret id %s, key from %s%s",
       opts.endpoint or mr.DEFAULT_ENDPOINT, opts.source or mr.DEFAULTS.source, settings.secret_id,
-      settings.key_origin, opts.cafile and (", CA bundle " .. opts.cafile) or ""))
+      settings.key_origin, (opts.cafile and (", CA bundle " .. opts.cafile) or "")
+        .. (opts.auth == "app" and ", app-key auth" or "")))
     if extra and extra.ledger_path then output.say("[config] ledger " .. extra.ledger_path) end
   end
   local client, cerr = mr.new(opts)

@@ -47,6 +47,7 @@ Exit codes:
 
 Environment: MAINTENANCE_REPORT_SECRET_ID, MAINTENANCE_REPORT_SECRET_KEY,
 MAINTENANCE_REPORT_ENDPOINT, MAINTENANCE_REPORT_SOURCE, MAINTENANCE_REPORT_CAFILE,
+MAINTENANCE_REPORT_AUTH, MAINTENANCE_REPORT_BUDGET, MAINTENANCE_REPORT_REDIS_PASSWORD,
 MAINTENANCE_REPORT_LEDGER (the order ledger; default $XDG_STATE_HOME/maintenance-report/ledger).
 Flags win over the environment. There is no flag for the secret key: use the
 environment or --secret-key-file.]]

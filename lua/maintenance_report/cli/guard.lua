@@ -36,7 +36,8 @@ local function lookup(ctx)
   local fields = guard.fields(ctx.args)
   if not fields then return nil end
   local ok, entry, err = pcall(function()
-    local L = ctx.ledger_path and require("maintenance_report.ledger").file(ctx.ledger_path) or ctx.ledger
+    local file = ctx.ledger_path and not ctx.ledger_path:match("^redis://")
+    local L = file and require("maintenance_report.ledger").file(ctx.ledger_path) or ctx.ledger
     if not L then return nil, "cannot open the ledger" end
     local e, gerr = L:get(fields)
     if L ~= ctx.ledger then L:close() end

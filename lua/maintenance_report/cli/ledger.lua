@@ -65,8 +65,11 @@ end
 local function open(args)
   local path, err = config.ledger_path(args)
   if not path then return nil, err end
+  if config.is_ledger_url(path) then return config.open_ledger(args) end
   if not exists(path) then return false, path end
-  local L, lerr = require("maintenance_report.ledger").file(path)
+  local budget, berr = config.budget(args)
+  if berr then return nil, berr end
+  local L, lerr = require("maintenance_report.ledger").file(path, { budget = budget })
   if not L then return nil, lerr end
   return L, path
 end
@@ -175,7 +178,8 @@ function M.show(args, L)
     end
     if type(e.report) == "table" then
       local records = type(e.report.records) == "table" and #e.report.records or 0
-      lines[#lines + 1] = ("%-14s stored (%s, %d records)"):format("report:", tostring(e.report.status), records)
+      lines[#lines + 1] = ("%-14s stored (%s, %s)"):format("report:", tostring(e.report.status),
+        output.count(records, "record"))
     end
   end
   io.stdout:write(output.scrub(table.concat(lines, "\n")), "\n")
@@ -243,6 +247,11 @@ function M.stats(args, L)
   local summary = { entries = stats.entries, by_state = stats.by_state, orders = stats.orders,
     spent = stats.orders * price, unit_price = price, unknown = unknown, may_have_been_charged = unknown * price,
     reusable = reusable }
+  if L and L.budget then
+    local remaining, berr = L:budget_remaining()
+    if not remaining then return hints.fail(berr, args) end
+    summary.budget = remaining
+  end
   if args.format == "json" then
     print_json(summary)
     return exit.CODES.ok
@@ -258,6 +267,10 @@ function M.stats(args, L)
       output.count(unknown, "order"), unknown * price)
   end
   lines[#lines + 1] = ("reusable now: %s younger than --reuse"):format(output.count(reusable, "final report"))
+  for _, b in ipairs(summary.budget or {}) do
+    lines[#lines + 1] = ("budget %s: ¥%.2f left of ¥%.2f (spent ¥%.2f, %s)"):format(
+      b.name, b.remaining, b.cap, b.spent, output.count(b.orders_left, "more order"))
+  end
   io.stdout:write(table.concat(lines, "\n"), "\n")
   return exit.CODES.ok
 end
@@ -277,8 +290,8 @@ function M.check(args, L, path)
       output.count(report.keys or 0, "key"),
       report.ok and "ok" or "DAMAGED") }
     if (report.torn_tail or 0) > 0 then
-      lines[#lines + 1] = ("  torn last line (%d bytes; a crash mid-write, removed by the next write)"):format(
-        report.torn_tail)
+      lines[#lines + 1] = ("  torn last line (%s; a crash mid-write, removed by the next write)"):format(
+        output.count(report.torn_tail, "byte"))
     end
     for _, d in ipairs(report.damaged or {}) do
       local keys = {}

@@ -14,6 +14,7 @@ M.COMMANDS = {
   { "batch", "maintenance_report.cli.batch" },
   { "ledger", "maintenance_report.cli.ledger" },
   { "sign", "maintenance_report.cli.sign" },
+  { "doctor", "maintenance_report.cli.doctor" },
   { "sandbox", "maintenance_report_sandbox.cli", optional_rock = "maintenance-report-sandbox" },
 }
 

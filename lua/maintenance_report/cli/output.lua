@@ -47,9 +47,12 @@ function output.event_printer()
     if ev.event == "http" then
       local outcome = ev.status and tostring(ev.status) or ("failed: " .. tostring(ev.error_kind))
       if ev.status and ev.error_kind then outcome = outcome .. " (" .. ev.error_kind .. ")" end
-      output.say(string.format("[http] %s GET %s attempt %d -> %s in %s%s", tostring(ev.op), tostring(ev.path),
+      local rl = ev.rate_limit
+      output.say(string.format("[http] %s GET %s attempt %d -> %s in %s%s%s", tostring(ev.op), tostring(ev.path),
         ev.attempt or 1, outcome, fmt_seconds(ev.duration),
-        ev.request_id and (", request " .. tostring(ev.request_id)) or ""))
+        ev.request_id and (", request " .. tostring(ev.request_id)) or "",
+        rl and (", rate limit %s, used %s/%s"):format(tostring(rl.limit or "?"), tostring(rl.used or "?"),
+          tostring(rl.used_limit or "?")) or ""))
     elseif ev.event == "retry" then
       output.say(string.format("[retry] %s attempt %d failed; retrying in %s", tostring(ev.op), ev.attempt or 0,
         fmt_seconds(ev.delay)))
@@ -63,8 +66,10 @@ local function write_error(path, detail)
   return errors.new("invalid_input", "cannot write " .. path .. ": " .. tostring(detail))
 end
 
---- Writes text to args.output (replacing the file) or stdout. Returns true or nil, err.
-function output.write(args, content)
+--- Writes text to args.output (replacing the file) or stdout. Returns true or nil, err;
+--- content nil (a rendering that failed) gives back render_err.
+function output.write(args, content, render_err)
+  if content == nil then return nil, render_err end
   content = output.scrub(content)
   if args.output and args.output ~= "-" then
     -- A new file renamed over the old one: a reader never sees half a report.
@@ -89,19 +94,26 @@ function output.write(args, content)
   return true
 end
 
---- The report rendered in args.format (text, json or html).
+--- The report rendered in args.format (text, json, html or pdf), with the queried
+--- VIN, plate and engine number when the command has them; nil, err when the PDF
+--- cannot be made.
 function output.render(report, args)
   local format = args.format or "text"
+  local query = args.vin and { vin = args.vin, plate_number = args.plate_number,
+    engine_number = args.engine_number } or nil
   if format == "json" then
-    return require("maintenance_report.render.json").report(report, { indent = "  ", raw = args.raw }) .. "\n"
-  elseif format == "html" then
-    return require("maintenance_report.render.html").render(report, {
-      generated_at = os.date("!%Y-%m-%d %H:%M UTC"),
-    })
+    return require("maintenance_report.render.json").report(report, { indent = "  ", raw = args.raw,
+      query = query }) .. "\n"
+  elseif format == "html" or format == "pdf" then
+    local page = require("maintenance_report.render.html").render(report, { generated_at = os.time(), query = query })
+    if format == "html" then return page end
+    local pdf = require "maintenance_report.render.pdf"
+    if pdf.has_cjk_font() == false then output.say("warning: " .. pdf.FONT_HINT) end
+    return pdf.render(page)
   end
   local to_terminal = not args.output or args.output == "-"
   return require("maintenance_report.render.text").render(report,
-    { color = to_terminal and terminal.color_stdout() })
+    { color = to_terminal and terminal.color_stdout(), query = query })
 end
 
 --- Prints a report; returns the exit code (0 final, 6 pending), or nil, err when it

@@ -386,6 +386,55 @@ function Store:check()
   end)
 end
 
+-- Budgets (maintenance_report.budget): <path>.budget, one "<bucket> <fen delta>" line per
+-- change, appended and fsync'd under the ledger's file lock, summed on every read.
+function Store:budget_sums()
+  local sums = {}
+  local f = io.open(self.path .. ".budget", "rb")
+  if not f then return sums end
+  for line in f:lines() do
+    local name, delta = line:match("^(%S+) (%-?%d+)$")
+    if name then sums[name] = (sums[name] or 0) + tonumber(delta) end
+  end
+  f:close()
+  return sums
+end
+
+function Store:budget_append(lines)
+  if #lines == 0 then return true end
+  local ok, err = self.append(self.path .. ".budget", table.concat(lines))
+  if not ok then return nil, util.store_error(err, "cannot write the budget file") end
+  return true
+end
+
+function Store:reserve(buckets, amount)
+  return self:locked(function()
+    local sums, lines = self:budget_sums(), {}
+    local ok, full = util.reserve_in(buckets, amount, function(name) return sums[name] or 0 end,
+      function(name, delta) lines[#lines + 1] = name .. " " .. delta .. "\n" end)
+    if not ok then return false, full end
+    return self:budget_append(lines)
+  end)
+end
+
+function Store:unreserve(buckets, amount)
+  return self:locked(function()
+    local sums, lines = self:budget_sums(), {}
+    for _, b in ipairs(buckets) do
+      local back = math.min(amount, sums[b.name] or 0)
+      if back > 0 then lines[#lines + 1] = b.name .. " " .. -back .. "\n" end
+    end
+    return self:budget_append(lines)
+  end)
+end
+
+function Store:spent(names)
+  local sums = self:budget_sums()
+  local out = {}
+  for _, name in ipairs(names) do out[name] = sums[name] or 0 end
+  return out
+end
+
 function Store:close()
   for key, c in pairs(self.claims) do
     c.lock:release()

@@ -72,6 +72,38 @@ function Store:delete(key, token)
   return true
 end
 
+-- Budgets (maintenance_report.budget): fen reserved per bucket name.
+function Store:reserve(buckets, amount)
+  self.budget = self.budget or {}
+  return util.reserve_in(buckets, amount, function(name) return self.budget[name] or 0 end,
+    function(name, delta) self.budget[name] = (self.budget[name] or 0) + delta end)
+end
+
+function Store:unreserve(buckets, amount)
+  self.budget = self.budget or {}
+  for _, b in ipairs(buckets) do self.budget[b.name] = math.max(0, (self.budget[b.name] or 0) - amount) end
+  return true
+end
+
+function Store:spent(names)
+  local out = {}
+  for _, name in ipairs(names) do out[name] = (self.budget or {})[name] or 0 end
+  return out
+end
+
+--- A token bucket (maintenance_report.rate_limit): 0 when a token was taken, else seconds to wait.
+function Store:take_token(name, rate, burst)
+  self.buckets = self.buckets or {}
+  local now, b = self.monotime(), self.buckets[name]
+  if not b then b = { tokens = burst, at = now } self.buckets[name] = b end
+  b.tokens, b.at = math.min(burst, b.tokens + (now - b.at) * rate), now
+  if b.tokens >= 1 then
+    b.tokens = b.tokens - 1
+    return 0
+  end
+  return (1 - b.tokens) / rate
+end
+
 function Store:close()
   self.claims = {}
   return true

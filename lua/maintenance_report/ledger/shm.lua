@@ -124,6 +124,39 @@ function Store:delete(key, token)
   end)
 end
 
+-- Budgets (maintenance_report.budget): <prefix>b:<bucket> = fen, changed under one mutex.
+local BUDGET_MUTEX = "\0budget"
+
+function Store:reserve(buckets, amount)
+  local p = self.prefix .. "b:"
+  return self:mutex(BUDGET_MUTEX, function()
+    local failed
+    local ok, full = util.reserve_in(buckets, amount, function(name) return self.dict:get(p .. name) or 0 end,
+      function(name, delta)
+        local set, err = self.dict:safe_set(p .. name, (self.dict:get(p .. name) or 0) + delta)
+        if not set then failed = failed or err end
+      end)
+    if failed then return nil, util.error("ledger", "shm budget write: " .. tostring(failed)) end
+    return ok, full
+  end)
+end
+
+function Store:unreserve(buckets, amount)
+  local p = self.prefix .. "b:"
+  return self:mutex(BUDGET_MUTEX, function()
+    for _, b in ipairs(buckets) do
+      self.dict:safe_set(p .. b.name, math.max(0, (self.dict:get(p .. b.name) or 0) - amount))
+    end
+    return true
+  end)
+end
+
+function Store:spent(names)
+  local out = {}
+  for _, name in ipairs(names) do out[name] = self.dict:get(self.prefix .. "b:" .. name) or 0 end
+  return out
+end
+
 function Store.close(_)
   return true
 end

@@ -13,9 +13,11 @@ function util.error(kind, message, fields)
   return err
 end
 
+local PASSED_THROUGH = { ledger = true, ledger_busy = true, store_unavailable = true }
+
 --- A store's failure as a ledger error: err may be a string or an error table.
 function util.store_error(err, what)
-  if type(err) == "table" and (err.kind == "ledger" or err.kind == "ledger_busy") then return err end
+  if type(err) == "table" and PASSED_THROUGH[err.kind] then return err end
   local message = type(err) == "table" and tostring(err.message) or tostring(err)
   return util.error("ledger", (what and what .. ": " or "") .. message)
 end
@@ -58,6 +60,18 @@ function util.token()
   counter = counter + 1
   local address = tostring({}):match("0x(%x+)") or tostring(math.random(1, 2 ^ 30))
   return string.format("%d-%d-%d-%s-%d", process_id(), os.time(), counter, address, math.random(0, 2 ^ 30))
+end
+
+--- The budget check every store shares, over its own spent(name) and add(name, delta):
+--- all buckets have room for amount → each gets it, true; else false, { index =, spent = }
+--- (one table, as the stores' locks pass on two results).
+function util.reserve_in(buckets, amount, spent, add)
+  for i, b in ipairs(buckets) do
+    local so_far = spent(b.name)
+    if so_far + amount > b.cap then return false, { index = i, spent = so_far } end
+  end
+  for _, b in ipairs(buckets) do add(b.name, amount) end
+  return true
 end
 
 --- JSON text of an entry (the library's own encoder: stable key order).

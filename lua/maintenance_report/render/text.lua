@@ -1,12 +1,16 @@
 -- A readable summary of a normalized report, in Chinese, for a terminal.
 --
--- render(report, {color = bool}) → text ending in "\n". With color, risky
--- flags are highlighted with ANSI escapes; the CLI turns color on only when
--- stdout is a terminal. All vendor text is stripped of control characters,
--- so a report cannot move the cursor or change the terminal's state.
+-- render(report, {color = bool, query = {...}, analysis = {...}}) → text ending
+-- in "\n": the queried identity and the analysis's verdict and findings first,
+-- then the vendor's vehicle data, flags and records. With color, risky flags
+-- and findings are highlighted with ANSI escapes; the CLI turns color on only
+-- when stdout is a terminal. All report text is stripped of control
+-- characters, so a report cannot move the cursor or change the terminal's state.
+local analysis = require "maintenance_report.analysis"
+
 local text = {}
 
-local RED, GREEN, BOLD, DIM, RESET = "\27[1;31m", "\27[32m", "\27[1m", "\27[2m", "\27[0m"
+local RED, GREEN, YELLOW, BOLD, DIM, RESET = "\27[1;31m", "\27[32m", "\27[33m", "\27[1m", "\27[2m", "\27[0m"
 
 text.STATUS_LABELS = { ready = "已出报告", no_records = "无维修保养记录", pending = "报告生成中" }
 text.CATEGORY_LABELS = { maintenance = "保养", repair = "维修", bodywork = "钣金" }
@@ -110,7 +114,6 @@ end
 local function vehicle_section(out, report)
   local v = report.vehicle or {}
   local rows = {
-    { "车架号", clean(v.vin) },
     { "品牌", clean(v.brand) },
     { "厂商", clean(v.manufacturer) },
     { "车系", clean(v.series) },
@@ -212,17 +215,57 @@ local function extra_lists(out, report)
   end
 end
 
---- The report as text. opts.color: ANSI highlighting of risky flags.
+--- Rows naming the car: what was queried (opts.query, else report.query) beside the
+--- vendor's masked VIN. Shared by the HTML page.
+function text.identity_rows(report, query)
+  query = query or report.query or {}
+  local v = report.vehicle or {}
+  return {
+    { "查询车架号", query.vin },
+    { "号牌", query.plate_number },
+    { "发动机号", query.engine_number },
+    { "报告车架号", v.vin and (v.vin .. (v.vin:find("*", 1, true) and "（厂商遮蔽）" or "")) or nil },
+  }
+end
+
+local SEVERITY_PAINT = { high = RED, medium = YELLOW, info = DIM }
+local VERDICT_PAINT = { high_risk = RED, attention = YELLOW, ok = GREEN }
+
+local function findings_section(out, result, color)
+  out[#out + 1] = ""
+  local v = result.verdict
+  out[#out + 1] = paint("结论：" .. v.zh, VERDICT_PAINT[v.level] or BOLD, color)
+  if v.level == "no_records" then return end
+  out[#out + 1] = "  " .. paint("规则：" .. v.rule, DIM, color)
+  if #result.findings == 0 then
+    out[#out + 1] = "  （未发现异常；截至 " .. result.as_of .. "）"
+    return
+  end
+  out[#out + 1] = string.format("发现（%d 项，截至 %s）", #result.findings, result.as_of)
+  for _, f in ipairs(result.findings) do
+    local tag = "[" .. analysis.SEVERITY_LABELS[f.severity] .. "]"
+    out[#out + 1] = "  " .. paint(tag, SEVERITY_PAINT[f.severity], color) .. " " .. clean(f.zh)
+  end
+end
+
+--- The report as text. opts.color: ANSI highlighting; opts.query: the queried
+--- {vin=, plate_number=, engine_number=}; opts.analysis: options for
+--- analysis.analyze when the report carries no report.analysis.
 function text.render(report, opts)
   opts = opts or {}
   local color = opts.color and true or false
   local out = {}
   out[#out + 1] = paint("车辆维修保养记录报告", BOLD, color)
   local status = text.STATUS_LABELS[report.status] or clean(report.status) or "未知"
-  fields(out, {
+  local head = {
     { "订单号", clean(report.order_id) },
     { "状态", status .. ((report.message and report.message ~= status) and ("（" .. clean(report.message) .. "）") or "") },
-  })
+  }
+  for _, row in ipairs(text.identity_rows(report, opts.query)) do head[#head + 1] = { row[1], clean(row[2]) } end
+  fields(out, head)
+  local result = report.analysis
+  if result == nil then result = analysis.analyze(report, opts.analysis) end
+  if result then findings_section(out, result, color) end
   if report.status == "pending" then
     out[#out + 1] = ""
     out[#out + 1] = "报告尚在生成中，请稍后再查询。"

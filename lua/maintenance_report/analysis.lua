@@ -1,0 +1,356 @@
+-- Findings a used-car buyer asks of a report: was the odometer rolled back,
+-- was the car in an accident, a flood or a fire, was it serviced regularly.
+-- Every rule here is a HEURISTIC over the vendor's records (README, "Report
+-- analysis"); every keyword list and threshold is in analysis.DEFAULTS and can
+-- be overridden per call. Nothing here reads the clock except the default
+-- as_of (today in China time), so a given as_of always gives the same result.
+--
+-- analyze(report, opts) -> {
+--   verdict  = { level = "ok"|"attention"|"high_risk"|"no_records", zh =, en =, rule = },
+--   findings = { { id =, severity = "high"|"medium"|"info", zh =, en =, supporting_records = {record…} }… },
+--   as_of = "YYYY-MM-DD", thresholds = { … the values used … } }
+-- `supporting_records` are the report's own record tables that support the finding.
+local civil_date = require "maintenance_report.civil_date"
+local options = require "maintenance_report.options"
+
+local analysis = {}
+
+analysis.DEFAULTS = {
+  -- a later record this many km below an earlier one is a rollback (typing slips are smaller)
+  rollback_tolerance_km = 500,
+  -- between two records: more than max_km_per_year (pro rata) plus burst_km is implausible
+  max_km_per_year = 100000,
+  burst_km = 3000,
+  -- two services further apart than this (days or km) leave a gap
+  service_gap_days = 548, -- 18 months
+  service_gap_km = 20000,
+  -- the last service older than this (days before as_of) is "long ago"
+  last_service_days = 548,
+  -- services per year counted from the records vs the vendor's mainTainTimes:
+  -- a mismatch when they differ by more than this many services per year
+  service_rate_tolerance = 0.5,
+  keywords = {
+    -- a record that mentions one of these is a service visit (whatever else was done)
+    service = { "保养", "机油", "机滤" },
+    structural = { "纵梁", "大梁", "A柱", "B柱", "C柱", "切割", "焊接", "车身校正", "减震器座", "防火墙" },
+    airbag = { "气囊" },
+    flood = { "泡水", "水淹", "水浸", "涉水" },
+    fire = { "火烧", "烧蚀", "起火", "自燃" },
+    major_component = { "发动机总成", "变速箱总成", "变速器总成", "转向机总成", "发动机大修", "变速箱大修",
+      "缸体", "缸盖", "曲轴" },
+  },
+}
+
+-- Damage categories in display order: key, severity, Chinese and English names.
+analysis.DAMAGE = {
+  { "structural", "high", "结构件维修", "structural repair" },
+  { "airbag", "high", "气囊", "airbag work" },
+  { "flood", "high", "泡水", "flood damage" },
+  { "fire", "high", "火烧", "fire damage" },
+  { "major_component", "medium", "重要部件维修", "major component repair" },
+}
+
+analysis.VERDICTS = {
+  ok = { zh = "无明显异常", en = "no notable issue" },
+  attention = { zh = "需注意", en = "needs attention" },
+  high_risk = { zh = "高风险", en = "high risk" },
+  no_records = { zh = "无记录，无法评估", en = "no records to assess" },
+}
+analysis.RULE = {
+  zh = "任一高风险发现为“高风险”；否则任一需注意发现为“需注意”；否则为“无明显异常”（提示类发现不计）。",
+  en = "any high finding gives high risk; else any medium finding gives needs attention; "
+    .. "else no notable issue (info findings do not count).",
+}
+
+local function is_keyword_list(v)
+  if type(v) ~= "table" then return "must be a list of strings" end
+  for k, s in pairs(v) do
+    if type(k) ~= "number" or type(s) ~= "string" or s == "" then return "must be a list of non-empty strings" end
+  end
+  return nil
+end
+
+local KM = options.number(0, 1e7)
+local DAYS = options.number(1, 36500, true)
+local RULES = {
+  as_of = { type = "string", check = function(v)
+    if not civil_date.parse(v) then return "must be a date YYYY-MM-DD" end
+  end },
+  rollback_tolerance_km = { type = "number", min = KM.min, max = KM.max },
+  max_km_per_year = { type = "number", min = 1, max = 1e7 },
+  burst_km = { type = "number", min = KM.min, max = KM.max },
+  service_gap_days = { type = "number", min = DAYS.min, max = DAYS.max, integer = true },
+  service_gap_km = { type = "number", min = 1, max = 1e7 },
+  last_service_days = { type = "number", min = DAYS.min, max = DAYS.max, integer = true },
+  service_rate_tolerance = { type = "number", min = 0, max = 100 },
+  keywords = { type = "table", check = function(v)
+    for k, list in pairs(v) do
+      if analysis.DEFAULTS.keywords[k] == nil then return "has an unknown category '" .. tostring(k) .. "'" end
+      local bad = is_keyword_list(list)
+      if bad then return k .. " " .. bad end
+    end
+  end },
+}
+
+local function number(n)
+  local s = string.format("%d", math.floor(n + 0.5))
+  local sign, digits = s:match("^(-?)(%d+)$")
+  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+end
+
+local function today_china()
+  return civil_date.format(math.floor((os.time() + 8 * 3600) / 86400))
+end
+
+-- Settings: the defaults with opts laid over them (keyword lists replaced per category).
+local function settings(opts)
+  local s = {}
+  for k, v in pairs(analysis.DEFAULTS) do s[k] = v end
+  s.keywords = {}
+  for k, v in pairs(analysis.DEFAULTS.keywords) do s.keywords[k] = v end
+  for k, v in pairs(opts) do
+    if k == "keywords" then
+      for cat, list in pairs(v) do s.keywords[cat] = list end
+    else
+      s[k] = v
+    end
+  end
+  s.as_of = s.as_of or today_china()
+  return s
+end
+
+local function finding(list, id, severity, zh, en, records)
+  list[#list + 1] = { id = id, severity = severity, zh = zh, en = en, supporting_records = records or {} }
+end
+
+-- Dated records with a mileage, in date order (the normalizer sorts them stably).
+local function odometer_points(records)
+  local out = {}
+  for _, r in ipairs(records) do
+    local d = r.date and civil_date.parse(r.date)
+    if d and type(r.mileage) == "number" then out[#out + 1] = { r = r, d = d } end
+  end
+  return out
+end
+
+local function odometer(report, s, out)
+  local points = odometer_points(report.records or {})
+  local suspicious, dropped = false, {}
+  local peak
+  for _, p in ipairs(points) do
+    if peak and peak.r.mileage - p.r.mileage > s.rollback_tolerance_km then
+      suspicious, dropped[p] = true, true
+      local drop = peak.r.mileage - p.r.mileage
+      finding(out, "odometer_rollback", "high",
+        string.format("里程回退：%s 为 %s 公里，之后 %s 仅 %s 公里（少 %s 公里）", peak.r.date, number(peak.r.mileage),
+          p.r.date, number(p.r.mileage), number(drop)),
+        string.format("odometer rollback: %s km on %s, then %s km on %s (%s km less)", number(peak.r.mileage),
+          peak.r.date, number(p.r.mileage), p.r.date, number(drop)),
+        { peak.r, p.r })
+      peak = p -- one finding per drop: the odometer counts on from the lower value
+    elseif not peak or p.r.mileage > peak.r.mileage then
+      peak = p
+    end
+  end
+  for i = 2, #points do
+    local a, b = points[i - 1], points[i]
+    local km, days = b.r.mileage - a.r.mileage, b.d - a.d
+    -- the climb back from a rolled-back reading is the rollback's, not a second finding
+    if not dropped[a] and km > s.max_km_per_year * days / 365 + s.burst_km then
+      suspicious = true
+      finding(out, "implausible_mileage_rate", "medium",
+        string.format("里程增长过快：%s 至 %s 的 %d 天内增加 %s 公里（上限按每年 %s 公里计）", a.r.date, b.r.date, days,
+          number(km), number(s.max_km_per_year)),
+        string.format("implausible mileage: %s km in %d days from %s to %s (limit %s km a year)", number(km), days,
+          a.r.date, b.r.date, number(s.max_km_per_year)),
+        { a.r, b.r })
+    end
+  end
+  local flag = (report.flags or {}).mileage_normal
+  if flag == true and suspicious then
+    finding(out, "mileage_flag_contradicted", "high",
+      "厂商标记“里程正常”，但记录显示里程异常（见上）",
+      "the vendor marks the mileage as normal, but the records show an anomaly (above)")
+  elseif flag == false and not suspicious and #points >= 2 then
+    finding(out, "mileage_flag_contradicted", "medium",
+      "厂商标记“里程异常”，但记录中的里程未见回退或异常增长",
+      "the vendor marks the mileage as abnormal, but the records show no rollback or implausible rise")
+  end
+end
+
+-- Every record once, from the main list and the vendor's analysis lists.
+local function all_records(report)
+  local out, seen = {}, {}
+  for _, key in ipairs{ "records", "structural_records", "component_records", "exterior_records" } do
+    for _, r in ipairs(report[key] or {}) do
+      local id = table.concat({ tostring(r.date), tostring(r.mileage), tostring(r.type),
+        table.concat(r.items or {}, "\1") }, "\0")
+      if not seen[id] then
+        seen[id] = true
+        out[#out + 1] = r
+      end
+    end
+  end
+  return out
+end
+
+local function matches(r, keywords)
+  local texts = { r.type }
+  for _, item in ipairs(r.items or {}) do texts[#texts + 1] = item end
+  for _, t in ipairs(texts) do
+    local upper = t:upper() -- ASCII only: "a柱" is A柱
+    for _, k in ipairs(keywords) do
+      if upper:find(k:upper(), 1, true) then return k end
+    end
+  end
+  return nil
+end
+
+local VENDOR_FLAG = { structural = "structural", flood = "flood", fire = "fire", major_component = "major_component" }
+
+local function damage(report, s, out)
+  local records = all_records(report)
+  local flags = report.flags or {}
+  for _, cat in ipairs(analysis.DAMAGE) do
+    local key, severity, zh_name, en_name = cat[1], cat[2], cat[3], cat[4]
+    local hits, words, seen_word = {}, {}, {}
+    for _, r in ipairs(records) do
+      local word = matches(r, s.keywords[key])
+      if word then
+        hits[#hits + 1] = r
+        if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
+      end
+    end
+    local flag = VENDOR_FLAG[key] and flags[VENDOR_FLAG[key]]
+    local vendor_zh = flag == true and "厂商标记：有" or flag == false and "厂商标记：无" or nil
+    local vendor_en = flag == true and "vendor flag: yes" or flag == false and "vendor flag: no" or nil
+    if #hits > 0 then
+      local dates = {}
+      for i, r in ipairs(hits) do dates[i] = r.date or "日期不详" end
+      finding(out, key, severity,
+        string.format("%s：%d 条记录含“%s”（%s）%s", zh_name, #hits, table.concat(words, "、"),
+          table.concat(dates, "、"), vendor_zh and ("；" .. vendor_zh) or ""),
+        string.format("%s: %d record(s) mention %s (%s)%s", en_name, #hits, table.concat(words, ", "),
+          table.concat(dates, ", "), vendor_en and ("; " .. vendor_en) or ""),
+        hits)
+    elseif flag == true then
+      finding(out, key, severity, string.format("%s：厂商标记为有，记录中未找到关键词", zh_name),
+        string.format("%s: flagged by the vendor; no record mentions a keyword", en_name))
+    end
+  end
+end
+
+local function services_of(report, s)
+  local out = {}
+  for _, r in ipairs(report.records or {}) do
+    local d = r.date and civil_date.parse(r.date)
+    if d and matches(r, s.keywords.service) then out[#out + 1] = { r = r, d = d } end
+  end
+  return out
+end
+
+local function service_history(report, s, out)
+  local services = services_of(report, s)
+  for i = 2, #services do
+    local a, b = services[i - 1], services[i]
+    local days = b.d - a.d
+    local km = (type(a.r.mileage) == "number" and type(b.r.mileage) == "number") and b.r.mileage - a.r.mileage or nil
+    if days > s.service_gap_days or (km and km > s.service_gap_km) then
+      finding(out, "service_gap", "medium",
+        string.format("保养间隔过长：%s 至 %s 相隔 %d 个月%s", a.r.date, b.r.date, math.floor(days / 30.44),
+          km and ("、" .. number(km) .. " 公里") or ""),
+        string.format("service gap: %d months%s between %s and %s", math.floor(days / 30.44),
+          km and (" and " .. number(km) .. " km") or "", a.r.date, b.r.date),
+        { a.r, b.r })
+    end
+  end
+  local as_of = civil_date.parse(s.as_of)
+  local last = services[#services]
+  local last_day = last and last.d
+  local vendor_last = report.last_maintenance_date and civil_date.parse(report.last_maintenance_date)
+  if vendor_last and (not last_day or vendor_last > last_day) then last_day = vendor_last end
+  if last_day and as_of - last_day > s.last_service_days then
+    finding(out, "last_service_old", "medium",
+      string.format("最近一次保养在 %s，距 %s 已 %d 个月", civil_date.format(last_day), s.as_of,
+        math.floor((as_of - last_day) / 30.44)),
+      string.format("last service on %s, %d months before %s", civil_date.format(last_day),
+        math.floor((as_of - last_day) / 30.44), s.as_of),
+      last and { last.r } or {})
+  end
+  -- Our reading of mainTainTimes: services per year over the span from the
+  -- first dated record to the last (at least one year).
+  local vendor_rate = report.maintenance_per_year
+  local first, final
+  for _, r in ipairs(report.records or {}) do
+    local d = r.date and civil_date.parse(r.date)
+    if d then
+      first = first and math.min(first, d) or d
+      final = final and math.max(final, d) or d
+    end
+  end
+  if type(vendor_rate) == "number" and first then
+    local years = math.max(1, (final - first) / 365)
+    local rate = #services / years
+    if math.abs(rate - vendor_rate) > s.service_rate_tolerance then
+      finding(out, "service_count_mismatch", "info",
+        string.format("保养次数不符：记录中 %d 次保养，约每年 %.1f 次；厂商给出每年 %s 次", #services, rate,
+          tostring(vendor_rate)),
+        string.format("service count mismatch: %d services in the records, about %.1f a year; the vendor says %s",
+          #services, rate, tostring(vendor_rate)))
+    end
+  end
+end
+
+local SEVERITY_RANK = { high = 1, medium = 2, info = 3 }
+analysis.SEVERITY_LABELS = { high = "高风险", medium = "需注意", info = "提示" }
+
+--- The analysis of a normalized report (see the top of this file), or nil for a
+--- pending report. opts: overrides of analysis.DEFAULTS plus as_of ("YYYY-MM-DD",
+--- default today in China time). Raises for a programmer error in opts; returns
+--- nil, err (invalid_input) for a value out of range.
+function analysis.analyze(report, opts)
+  opts = opts or {}
+  local ok, err = options.check("analysis.analyze", opts, RULES, 2)
+  if not ok then return nil, err end
+  if type(report) ~= "table" then error("analysis.analyze: report must be a table", 2) end
+  if report.status == "pending" then return nil end
+  local s = settings(opts)
+  local used = {}
+  for k in pairs(analysis.DEFAULTS) do used[k] = s[k] end
+  local result = { as_of = s.as_of, findings = {}, thresholds = used }
+  if report.status == "no_records" then
+    local v = analysis.VERDICTS.no_records
+    result.verdict = { level = "no_records", zh = v.zh, en = v.en, rule = analysis.RULE.zh, rule_en = analysis.RULE.en }
+    return result
+  end
+  local out = result.findings
+  odometer(report, s, out)
+  damage(report, s, out)
+  service_history(report, s, out)
+  -- stable sort by severity: table.sort is not stable, so sort on (rank, position)
+  for i, f in ipairs(out) do f.position = i end
+  table.sort(out, function(a, b)
+    local ra, rb = SEVERITY_RANK[a.severity], SEVERITY_RANK[b.severity]
+    if ra ~= rb then return ra < rb end
+    return a.position < b.position
+  end)
+  local level = "ok"
+  for _, f in ipairs(out) do
+    f.position = nil
+    if f.severity == "high" then level = "high_risk"
+    elseif f.severity == "medium" and level == "ok" then level = "attention" end
+  end
+  local v = analysis.VERDICTS[level]
+  result.verdict = { level = level, zh = v.zh, en = v.en, rule = analysis.RULE.zh, rule_en = analysis.RULE.en }
+  return result
+end
+
+--- report.analysis, computed (with opts) when the report has none yet. Returns it.
+function analysis.attach(report, opts)
+  if type(report) == "table" and report.analysis == nil then
+    report.analysis = analysis.analyze(report, opts)
+  end
+  return report.analysis
+end
+
+return analysis
