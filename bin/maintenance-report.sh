@@ -8,9 +8,10 @@
 # own idea of the interpreter (lua5.1 for a 5.1 tree, which cannot load a LuaJIT core).
 self=$0
 case $self in */*) ;; *) self=$(command -v -- "$self") ;; esac
-# Symlinked into another bin/: the tree is where the link points. The secret
-# key stays out of the child's environment.
-resolved=$(unset MAINTENANCE_REPORT_SECRET_KEY; readlink -f -- "$self" 2>/dev/null) && [ -n "$resolved" ] && self=$resolved
+# Symlinked into another bin/: the tree is where the link points. The secrets
+# stay out of the child's environment.
+resolved=$(unset MAINTENANCE_REPORT_SECRET_KEY MAINTENANCE_REPORT_REDIS_PASSWORD
+    readlink -f -- "$self" 2>/dev/null) && [ -n "$resolved" ] && self=$resolved
 tree=$(cd "${self%/*}/.." && pwd) || tree=${self%/*}/..
 interpreter() {
     case $1 in
@@ -18,6 +19,7 @@ interpreter() {
         *) echo "${MAINTENANCE_REPORT_LUA:-luajit}" ;;
     esac
 }
+missing='' fallback_lua='' fallback_main=''
 for version in 5.4 5.1; do
     main=$tree/share/lua/$version/maintenance_report/cli/main.lua
     [ -f "$main" ] || continue
@@ -25,10 +27,9 @@ for version in 5.4 5.1; do
     command -v "$lua" >/dev/null 2>&1 || { missing="$missing $lua"; continue; }
     [ -f "$tree/lib/lua/$version/maintenance_report/core.so" ] && exec "$lua" "$main" "$@"
     # Without its core: the CLI itself says what is missing and where it looked.
-    fallback=${fallback:-"$lua $main"}
+    [ -n "$fallback_lua" ] || { fallback_lua=$lua; fallback_main=$main; }
 done
-# shellcheck disable=SC2086
-[ -n "$fallback" ] && exec $fallback "$@"
+[ -n "$fallback_lua" ] && exec "$fallback_lua" "$fallback_main" "$@"
 if [ -n "$missing" ]; then
     echo "maintenance-report: the interpreter for this install is not on PATH:$missing" >&2
 else
