@@ -24,9 +24,9 @@ end
 
 -- Runs `maintenance-report ARGS` as a user whose PATH has the tree's bin/ first
 -- and nothing from this checkout on the Lua paths.
-local function run_installed(tree, args)
+local function run_installed(tree, args, env)
   return lib.run(("cd %s && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 PATH=%s:/usr/bin:/bin "
-    .. "HOME=%s maintenance-report %s"):format(q(tree), q(tree .. "/bin"), q(tree), args))
+    .. "HOME=%s %s maintenance-report %s"):format(q(tree), q(tree .. "/bin"), q(tree), env or "", args))
 end
 
 local trees = {}
@@ -37,7 +37,12 @@ local function fresh_tree()
 end
 
 describe("a LuaRocks install", function()
+  local sb
+  lazy_setup(function()
+    sb = assert(require("maintenance_report_sandbox").start{ pending_polls = 0 })
+  end)
   lazy_teardown(function()
+    if sb then sb:stop() end
     for _, tree in ipairs(trees) do lib.run("rm -rf " .. q(tree)) end
   end)
 
@@ -50,9 +55,13 @@ describe("a LuaRocks install", function()
       assert.matches("^maintenance%-report " .. require("maintenance_report")._VERSION:gsub("%.", "%%.")
         .. " %(" .. how.interpreter, out)
       -- A command that needs the C core (HMAC) and the Lua modules of the tree.
-      out, rc = run_installed(tree, "sign --help")
+      -- The whole query: the tree's modules, its core (HMAC, libcurl) and Debian's cjson.
+      local vin = require("maintenance_report_sandbox").scenario_vin("normal", how.name == "LuaJIT" and 901 or 902)
+      out, rc = run_installed(tree, ("query --vin %s --format json --ledger %s"):format(vin, q(tree .. "/ledger")),
+        ("MAINTENANCE_REPORT_ENDPOINT=%s MAINTENANCE_REPORT_SECRET_ID=%s MAINTENANCE_REPORT_SECRET_KEY=%s"):format(
+          q(sb.base_url), q(sb.secret_id), q(sb.secret_key)))
       assert.are.equal(0, rc, out)
-      assert.matches("Usage: maintenance%-report sign", out)
+      assert.matches('"status":%s*"ready"', out)
     end)
   end
 
