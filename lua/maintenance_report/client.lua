@@ -803,4 +803,10 @@ function Client:step(timeout)
   return scheduler_of(state_of[self], 2):step(timeout or 0)
 end
 
+-- For hosts that own the loop (docs/event-loop.md): the scheduler's socket interface.
+function Client:watch() return scheduler_of(state_of[self], 2):watch() end
+function Client:timeout() return scheduler_of(state_of[self], 2):timeout() end
+function Client:socket_action(fd, events) return scheduler_of(state_of[self], 2):socket_action(fd, events) end
+function Client:set_wakeup(fn) return scheduler_of(state_of[self], 2):set_wakeup(fn) end
+
 return client
