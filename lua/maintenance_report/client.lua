@@ -661,6 +661,7 @@ local function query(st, args, progress)
   if decision.action == "reuse" then return reused_report(decision.entry) end
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
   local claim = decision.claim
+  progress.claim = claim -- a cancelled task never reaches the release below
   local done, report
   done, report, err = pcall(function()
     local order_id = decision.order_id
@@ -747,6 +748,7 @@ local function completing_cancel(progress, on_done)
     local err
     if handle:error() == nil then err = select(2, handle:result()) end
     if type(err) == "table" and err.kind == "cancelled" then
+      if progress.claim then progress.claim:release() end -- a later query resumes the order
       if progress.order_id then
         err.order_id = progress.order_id
         err.message = err.message .. "; the order was placed: resume it with wait_report, no new order needed"

@@ -46,10 +46,11 @@
 -- transport, so inside another scheduler's task it blocks that scheduler's loop for
 -- the call, but never sends through a transport (and TLS settings) not its own.
 --
--- Bounded work: one step(0) or socket_action resumes tasks only until it has used
--- `budget` seconds of CPU (default scheduler.BUDGET, 1 ms; at least one task per call),
--- and leaves the rest ready, with timeout() 0, for the next call. Several queries
--- finishing in the same frame then share it with the next frames instead of adding up.
+-- Bounded work: one step(0) or socket_action resumes another task only while the CPU
+-- it used so far plus the cost of a recent resume stays within `budget` (default
+-- scheduler.BUDGET, 1 ms; always at least one task per call), and leaves the rest
+-- ready, with timeout() 0, for the next call. Several queries finishing in the same
+-- frame then share the next frames instead of adding up in one.
 --
 -- on_done errors: step() finishes the bookkeeping of everything it was doing, then
 -- raises the first error an on_done raised (one per step() call, in order, so none
@@ -73,12 +74,12 @@ Scheduler.__index = Scheduler
 local Handle = {}
 Handle.__index = Handle
 
--- CPU seconds one call may spend resuming tasks; a report's completion (decode,
--- normalize, ledger) is well under that, so one always fits.
+-- CPU seconds one call may spend resuming tasks. One resume is at most about a
+-- report's completion (decode, normalize, the ledger's copy): under a millisecond.
 scheduler.BUDGET = 0.001
 
--- A host told "no deadline" while tasks live could wait forever if something went
--- unnoticed; it is asked back at least this often instead.
+-- A host told "no deadline" while tasks live could wait forever if a socket event went
+-- unnoticed; with no timer of its own or of curl's, it is asked back this often instead.
 scheduler.MAX_TIMEOUT = 1
 
 --- opts: transport (submit/perform; cancel, when it has one, stops cancelled transfers),
@@ -96,6 +97,7 @@ function scheduler.new(opts)
     _cpu_clock = opts.cpu_clock or os.clock,
     _budget_end = math.huge, -- this call's CPU deadline for resuming tasks
     _resumed = 0,            -- tasks resumed in this call
+    _resume_cost = 0,        -- CPU of a recent resume: the largest, decaying
     _wakeup = nil,
     _ready = {},           -- {handle, packed values} to resume now
     _yielded = {},         -- the same, for tasks that yielded something not ours: next step
@@ -203,7 +205,7 @@ function Scheduler:_begin_budget()
 end
 
 function Scheduler:_out_of_budget()
-  return self._resumed > 0 and self._cpu_clock() >= self._budget_end
+  return self._resumed > 0 and self._cpu_clock() + self._resume_cost > self._budget_end
 end
 
 -- Ends a task; returns the error its on_done raised, if any.
@@ -298,7 +300,9 @@ function Scheduler:_run_ready()
         return
       end
       self._resumed = self._resumed + 1
+      local started = self._cpu_clock()
       self:_resume(batch[i][1], batch[i][2])
+      self._resume_cost = math.max(self._cpu_clock() - started, self._resume_cost * 0.9)
     end
   end
 end
@@ -378,11 +382,14 @@ function Scheduler:_timeout(transport_timeout)
     or (self._queued_head <= self._queued_tail and self._in_flight_count < self._max_in_flight) then
     return 0
   end
-  local wait = scheduler.MAX_TIMEOUT
+  local wait
   -- curl's timer matters only while it has transfers of ours (it may keep stale ones).
-  if transport_timeout and self._in_flight_count > 0 then wait = math.min(wait, transport_timeout) end
-  if self._timers[1] then wait = math.min(wait, math.max(0, self._timers[1].at - self._now())) end
-  return wait
+  if transport_timeout and self._in_flight_count > 0 then wait = transport_timeout end
+  if self._timers[1] then
+    local due = math.max(0, self._timers[1].at - self._now())
+    wait = wait and math.min(wait, due) or due
+  end
+  return wait or scheduler.MAX_TIMEOUT
 end
 
 --- For a host that owns the loop: the sockets to (un)watch since the last call, and the
