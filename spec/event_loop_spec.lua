@@ -190,6 +190,7 @@ describe("examples/game_loop", function()
     local client = assert(mr.new{ endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key })
     local vins = {}
     for i = 1, 5 do vins[i] = sandbox.scenario_vin("normal", 400 + i) end
+    collectgarbage() -- the setup's garbage is not the client's
     local stats = game_loop.run{ client = client, vins = vins, max_frames = 60 * 20 }
     for _, vin in ipairs(vins) do
       assert.are.equal("ready", assert(stats.results[vin].report, tostring(stats.results[vin].err)).status)
@@ -199,7 +200,9 @@ describe("examples/game_loop", function()
     assert.are.equal(stats.frames, #stats.step_cpu)
     -- CPU, not wall time: on a loaded machine the OS may preempt any frame.
     for i, t in ipairs(stats.step_cpu) do
-      assert.is_true(t <= game_loop.STEP_CPU, ("frame %d: client:step took %.2f ms of CPU"):format(i, t * 1000))
+      local limit = stats.step_swept[i] and game_loop.GC_STEP_CPU or game_loop.STEP_CPU
+      assert.is_true(t <= limit, ("frame %d: client:step took %.2f ms of CPU%s"):format(i, t * 1000,
+        stats.step_swept[i] and " (with a GC sweep)" or ""))
     end
     io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms CPU (%.2f ms wall), %d frames over 20 ms\n")
       :format(stats.frames, stats.max_step_cpu * 1000, stats.max_step * 1000, stats.slow_frames))

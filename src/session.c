@@ -201,4 +201,5 @@ void mr_session_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_session_new);
     lua_setfield(L, -2, "session");
+    mr_cputime_register(L);
 }

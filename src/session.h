@@ -55,4 +55,7 @@ int mr_session_socket_action(lua_State *L, mr_session *s);
 void mr_multi_harvest(mr_session *s);
 void mr_multi_deliver(lua_State *L, mr_session *s);
 
+/* core.thread_cputime, in cputime.c: the scheduler's budget clock. */
+void mr_cputime_register(lua_State *L);
+
 #endif

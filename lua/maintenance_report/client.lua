@@ -277,6 +277,13 @@ local function sleep(st, seconds)
   return st.o.sleep(seconds)
 end
 
+-- In a scheduler task, the heavy steps of a report (decode, normalize, the ledger's
+-- copy) may land in different calls of the host's loop; elsewhere a no-op.
+local function checkpoint(st)
+  local sched = st.scheduler
+  if sched and sched:running() then sched:checkpoint() end
+end
+
 -- One signed GET. Returns the decoded envelope, nil, the request id; or nil, err.
 -- Orders always go out on a new connection: on a reused one that dies
 -- unanswered, libcurl would silently send the request again and buy twice.
@@ -545,6 +552,7 @@ local function report_of(st, decoded, order_id, request_id)
       code = code, order_id = order_id, request_id = request_id, raw = decoded,
     })
   end
+  checkpoint(st)
   local report = normalize.report(decoded, status, order_id, { utc_offset_hours = o.utc_offset_hours })
   if report then report.request_id = request_id end
   return report
@@ -639,6 +647,7 @@ local function poll_placed(st, order_id, opts, wait_first, claim)
       tostring(report), order_id), 0)
   end
   if report and (report.status == "ready" or report.status == "no_records") then
+    checkpoint(st)
     local recorded, lerr = claim:final(report.status, report)
     if not recorded then
       emit(st, { event = "ledger", action = "final", order_id = order_id, error_kind = lerr.kind })

@@ -33,6 +33,8 @@
 --                                        nothing is sent and the task gets
 --                                        nil, { not_sent_because = err, request_bytes = 0 }
 --   s:sleep(seconds)                        only inside s's tasks: a timer of s
+--   s:checkpoint()                       only inside s's tasks: where a long resume may be
+--                                        split; continues in the next call once the budget is spent
 --   scheduler.current() → the scheduler whose task is running, or nil
 --   scheduler.request(req), scheduler.sleep(seconds): the same for scheduler.current()
 --   handle:done() → true once the task returned, raised or was cancelled
@@ -48,7 +50,7 @@
 --
 -- Bounded work: one step(0) or socket_action resumes another task only while the CPU
 -- it used so far plus the cost of a recent resume stays within `budget` (default
--- scheduler.BUDGET, 1 ms; always at least one task per call), and leaves the rest
+-- scheduler.BUDGET, 0.5 ms; always at least one task per call), and leaves the rest
 -- ready, with timeout() 0, for the next call. Several queries finishing in the same
 -- frame then share the next frames instead of adding up in one.
 --
@@ -56,6 +58,9 @@
 -- raises the first error an on_done raised (one per step() call, in order, so none
 -- is lost). cancel() calls on_done itself and raises its error after the bookkeeping.
 local errors = require "maintenance_report.errors"
+-- The budget clock: CPU time of the host's own thread when the core is there.
+local has_core, core = pcall(require, "maintenance_report.core")
+local thread_cputime = has_core and core.thread_cputime or os.clock
 
 local scheduler = {}
 
@@ -64,7 +69,7 @@ local owner = setmetatable({}, { __mode = "k" })
 
 -- What tasks yield: private tokens, so someone else's coroutine protocol yielding
 -- "http" is never taken for a request.
-local HTTP, SLEEP = {}, {}
+local HTTP, SLEEP, CHECKPOINT = {}, {}, {}
 
 local NIL_ERROR = "(error object is a nil value)"
 
@@ -76,7 +81,7 @@ Handle.__index = Handle
 
 -- CPU seconds one call may spend resuming tasks. One resume is at most about a
 -- report's completion (decode, normalize, the ledger's copy): under a millisecond.
-scheduler.BUDGET = 0.001
+scheduler.BUDGET = 0.0005
 
 -- A host told "no deadline" while tasks live could wait forever if a socket event went
 -- unnoticed; with no timer of its own or of curl's, it is asked back this often instead.
@@ -84,7 +89,8 @@ scheduler.MAX_TIMEOUT = 1
 
 --- opts: transport (submit/perform; cancel, when it has one, stops cancelled transfers),
 --- now (seconds), sleep, max_in_flight (cap on concurrent HTTP requests, default 8),
---- budget (CPU seconds per call, default scheduler.BUDGET), cpu_clock (os.clock).
+--- budget (CPU seconds per call, default scheduler.BUDGET), cpu_clock (CPU seconds of
+--- this thread: core.thread_cputime, or os.clock without the core).
 function scheduler.new(opts)
   assert(type(opts) == "table" and opts.transport and opts.transport.submit,
     "scheduler.new: a transport with submit/perform is required")
@@ -94,10 +100,11 @@ function scheduler.new(opts)
     _sleep = opts.sleep,
     _max_in_flight = opts.max_in_flight or 8,
     _budget = opts.budget or scheduler.BUDGET,
-    _cpu_clock = opts.cpu_clock or os.clock,
+    _cpu_clock = opts.cpu_clock or thread_cputime,
     _budget_end = math.huge, -- this call's CPU deadline for resuming tasks
     _resumed = 0,            -- tasks resumed in this call
-    _resume_cost = 0,        -- CPU of a recent resume: the largest, decaying
+    _submitted = 0,          -- requests handed to the transport in this call
+    _resume_cost = 0.0002,   -- CPU of a recent resume: the largest, decaying
     _wakeup = nil,
     _ready = {},           -- {handle, packed values} to resume now
     _yielded = {},         -- the same, for tasks that yielded something not ours: next step
@@ -200,7 +207,7 @@ end
 
 -- Starts a call's CPU budget for resuming tasks.
 function Scheduler:_begin_budget()
-  self._resumed = 0
+  self._resumed, self._submitted = 0, 0
   self._budget_end = self._cpu_clock() + self._budget
 end
 
@@ -240,6 +247,8 @@ function Scheduler:_resume(handle, args)
     handle._queued = entry
     self._queued_tail = self._queued_tail + 1
     self._queued[self._queued_tail] = entry
+  elseif r[2] == CHECKPOINT then
+    self._ready[#self._ready + 1] = { handle, pack() }
   elseif r[2] == SLEEP then
     self._seq = self._seq + 1
     local timer = { at = self._now() + (tonumber(r[3]) or 0), seq = self._seq, handle = handle }
@@ -258,6 +267,9 @@ function Scheduler:_submit_queued()
   -- A head index, not table.remove(queued, 1): that shifts every waiting
   -- request on each submit, quadratic when thousands are started at once.
   while self._queued_head <= self._queued_tail and self._in_flight_count < self._max_in_flight do
+    -- Past the budget the rest waits for the next call (timeout() is 0 meanwhile).
+    if self._submitted > 0 and self._cpu_clock() >= self._budget_end then break end
+    self._submitted = self._submitted + 1
     local entry = self._queued[self._queued_head]
     self._queued[self._queued_head] = nil
     self._queued_head = self._queued_head + 1
@@ -493,6 +505,13 @@ end
 function Scheduler:sleep(seconds)
   if not self:running() then error("scheduler:sleep: not inside one of this scheduler's tasks", 2) end
   coroutine.yield(SLEEP, seconds)
+end
+
+--- Inside one of this scheduler's tasks: a point where the current call may end, once
+--- its CPU budget is spent; the task then goes on in the next call. Free otherwise.
+function Scheduler:checkpoint()
+  if not self:running() then error("scheduler:checkpoint: not inside one of this scheduler's tasks", 2) end
+  if self._cpu_clock() >= self._budget_end then coroutine.yield(CHECKPOINT) end
 end
 
 --- Inside any scheduler's task: a request through that scheduler's transport.

@@ -6,9 +6,12 @@
 --   client:start_query{ vin = vin, on_done = function(h) ... end }  -- on_done runs in a uv callback
 --   uv.run()                                                         -- returns once nothing is left
 --   attached:close()                                                 -- stops and closes its handles
+--   uv.run("nowait")                 -- outside callbacks: lets libuv finish closing them (a luv
+--                                    -- loop left with closing handles crashes LuaJIT at exit)
 --
 -- opts.uv: the luv module (default require "luv"; in Neovim vim.loop).
--- opts.on_error(err): an error raised by an on_done (default: raise it out of uv.run).
+-- opts.on_error(err): called with an error an on_done raised. luv ends the process on
+-- an error raised in a callback, so the default writes it to stderr and goes on.
 local M = {}
 
 local Attached = {}
@@ -53,11 +56,10 @@ end
 function Attached:_event(fd, events)
   if self.closed then return end
   self.wakeups = self.wakeups + 1
+  if fd == nil then self.timer_wakeups = self.timer_wakeups + 1 end
   local ok, err = pcall(self.client.socket_action, self.client, fd, events)
   self:sync()
-  if not ok then
-    if self.on_error then self.on_error(err) else error(err, 0) end
-  end
+  if not ok then self.on_error(err) end
 end
 
 --- Stops every handle this adapter opened; the client itself stays usable.
@@ -74,12 +76,17 @@ function Attached:close()
   self.timer:close()
 end
 
---- Attaches client to a uv loop. Returns the adapter: .wakeups counts its callbacks.
+function M.report_error(err)
+  io.stderr:write("maintenance_report.loop.luv: an on_done raised: ", tostring(err), "\n")
+end
+
+--- Attaches client to a uv loop. Returns the adapter: .wakeups counts its callbacks,
+--- .timer_wakeups those of its timer.
 function M.attach(client, opts)
   opts = opts or {}
   local uv = opts.uv or require "luv"
   local self = setmetatable({ client = client, uv = uv, polls = {}, timer = uv.new_timer(),
-    wakeups = 0, on_error = opts.on_error }, Attached)
+    wakeups = 0, timer_wakeups = 0, on_error = opts.on_error or M.report_error }, Attached)
   -- start_query or cancel from anywhere: look at the watch list on the next loop turn
   -- (never inside the client's own call).
   client:set_wakeup(function()
