@@ -81,7 +81,8 @@ describe("luv adapter", function()
     assert.is_true(attached.timer_wakeups <= 2 * (exchanges + timers),
       ("%d timer wake-ups in %.2f s"):format(attached.timer_wakeups, took))
     assert.is_true(cpu.max <= STEP_CPU, ("a callback took %.2f ms of CPU"):format(cpu.max * 1000))
-    assert.is_true(cpu.max_gc <= GC_STEP_CPU, ("a callback with a GC sweep took %.2f ms of CPU"):format(cpu.max_gc * 1000))
+    assert.is_true(cpu.max_gc <= GC_STEP_CPU,
+      ("a callback with a GC sweep took %.2f ms of CPU"):format(cpu.max_gc * 1000))
     io.stderr:write(("\nluv: 20 queries, %d exchanges, %d timers, %d wake-ups (%d of the timer) in %.2f s; "
       .. "longest callback %.2f ms CPU (%.2f ms in %d with a GC sweep)\n"):format(exchanges, timers,
       attached.wakeups, attached.timer_wakeups, took, cpu.max * 1000, cpu.max_gc * 1000, cpu.gc_calls))
