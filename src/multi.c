@@ -93,6 +93,11 @@ int mr_session_submit(lua_State *L, mr_session *s)
     t->next = s->idle;
     s->idle = t;
     rc = mr_transfer_setup(L, 2, t, &s->cfg, s->share, &err);
+    if (rc == 0 && mr_watch_easy(s, t->easy) != 0) {
+        err.message = "cannot set the transfer's close-socket callback";
+        err.code = CURLE_FAILED_INIT;
+        rc = -1;
+    }
     if (rc == 0) {
         CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
         if (mc != CURLM_OK) {

@@ -32,6 +32,9 @@ typedef struct {
     int timer_armed;       /* CURLMOPT_TIMERFUNCTION: a timeout is due at timer_due */
     struct timespec timer_due;
     int timer_changed;     /* on_timer ran during the current socket action */
+    int host_watches;      /* watch() was called: a host polls curl's sockets itself */
+    curl_socket_t *closing; /* sockets curl closed while a host may still poll them */
+    size_t n_closing, cap_closing, n_closing_told; /* the first n_closing_told were reported */
     lua_Integer next_id;
     int running;           /* submitted and not yet delivered: in flight or done */
     int busy;              /* inside a method: close waits, re-entry is refused */
@@ -48,6 +51,8 @@ void mr_multi_close(mr_session *s);
 
 /* The socket interface, in watch.c: callbacks installed on a new multi, and two methods. */
 int mr_watch_install(mr_session *s);
+int mr_watch_easy(mr_session *s, CURL *easy);
+void mr_watch_close_sockets(mr_session *s);
 void mr_watch_free(mr_session *s);
 int mr_session_watch(lua_State *L, mr_session *s);
 int mr_session_socket_action(lua_State *L, mr_session *s);

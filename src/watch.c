@@ -4,10 +4,16 @@
  * its next timeout is due (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION);
  * session:watch() reports that, and session:socket_action() runs curl for
  * one event. The callbacks only record: nothing in them touches Lua.
+ *
+ * Once a host watches, a socket curl closes stays open until the host has been
+ * told to stop watching it (the watch() call after the one reporting "remove"):
+ * epoll-based hosts (libuv, cqueues) must drop a descriptor before it is closed,
+ * and a number closed and reused at once would reach the host's old watcher.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compat.h"
 #include "session.h"
@@ -92,6 +98,50 @@ static void refresh_timer(mr_session *s)
     s->timer_armed = 1;
 }
 
+static int on_close(void *userp, curl_socket_t fd)
+{
+    mr_session *s = userp;
+    if (s->host_watches && s->multi != NULL) {
+        if (s->n_closing == s->cap_closing) {
+            size_t cap = s->cap_closing ? s->cap_closing * 2 : 8;
+            curl_socket_t *grown = realloc(s->closing, cap * sizeof *grown);
+            if (grown == NULL)
+                return close(fd); /* the host may see an error on it: better than a leak */
+            s->closing = grown;
+            s->cap_closing = cap;
+        }
+        s->closing[s->n_closing++] = fd;
+        return 0;
+    }
+    return close(fd);
+}
+
+/* Closes the sockets whose removal an earlier watch() reported (all: every one). */
+static void close_told(mr_session *s, int all)
+{
+    size_t i, n = all ? s->n_closing : s->n_closing_told;
+    for (i = 0; i < n; i++)
+        close(s->closing[i]);
+    memmove(s->closing, s->closing + n, (s->n_closing - n) * sizeof *s->closing);
+    s->n_closing -= n;
+    s->n_closing_told = 0;
+}
+
+void mr_watch_close_sockets(mr_session *s)
+{
+    if (s->closing != NULL)
+        close_told(s, 1);
+}
+
+/* Every multi transfer closes its sockets through on_close. */
+int mr_watch_easy(mr_session *s, CURL *easy)
+{
+    if (curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, s) != CURLE_OK)
+        return -1;
+    return 0;
+}
+
 int mr_watch_install(mr_session *s)
 {
     if (curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
@@ -104,6 +154,10 @@ int mr_watch_install(mr_session *s)
 
 void mr_watch_free(mr_session *s)
 {
+    mr_watch_close_sockets(s);
+    free(s->closing);
+    s->closing = NULL;
+    s->n_closing = s->cap_closing = s->n_closing_told = 0;
     free(s->watched);
     s->watched = NULL;
     s->n_watched = s->cap_watched = 0;
@@ -142,6 +196,9 @@ int mr_session_watch(lua_State *L, mr_session *s)
 {
     size_t i, kept = 0;
     int n = 0;
+    s->host_watches = 1;
+    if (s->closing != NULL)
+        close_told(s, 0); /* their "remove" went out in an earlier call */
     lua_newtable(L);
     for (i = 0; i < s->n_watched; i++) {
         mr_watched *w = &s->watched[i];
@@ -159,6 +216,7 @@ int mr_session_watch(lua_State *L, mr_session *s)
         if (s->watched[i].what != 0 || s->watched[i].told != 0 || s->watched[i].must_remove)
             s->watched[kept++] = s->watched[i];
     s->n_watched = kept;
+    s->n_closing_told = s->n_closing; /* reported by this call: closed by the next */
     if (s->multi != NULL && s->timer_armed) {
         struct timespec now;
         double left;
