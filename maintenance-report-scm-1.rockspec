@@ -68,6 +68,7 @@ build = {
     ["maintenance_report.ledger.memory"] = "lua/maintenance_report/ledger/memory.lua",
     ["maintenance_report.ledger.shm"] = "lua/maintenance_report/ledger/shm.lua",
     ["maintenance_report.ledger.util"] = "lua/maintenance_report/ledger/util.lua",
+    ["maintenance_report.loop.copas"] = "lua/maintenance_report/loop/copas.lua",
     ["maintenance_report.loop.cqueues"] = "lua/maintenance_report/loop/cqueues.lua",
     ["maintenance_report.loop.love"] = "lua/maintenance_report/loop/love.lua",
     ["maintenance_report.loop.luv"] = "lua/maintenance_report/loop/luv.lua",

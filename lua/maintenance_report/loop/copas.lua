@@ -11,9 +11,14 @@
 --   copas.addserver(server, handler)
 --   client:start_query{ vin = vin, on_done = function(h) ... end }  -- on_done runs in the loop
 --   copas_loop.loop(copas, client, { until_done = function() return finished end })
+local options = require "maintenance_report.options"
+
 local M = {}
 
 M.MAX_WAIT = 0.01
+
+local LOOP_RULES = { until_done = { type = "function" }, max_wait = options.number(0, 60),
+  idle_wait = options.number(0, 60) }
 
 --- One turn: copas.step for at most the client's next deadline (capped at max_wait
 --- while the client has work, idle_wait when it has none), then client:step(0).
@@ -26,11 +31,15 @@ function M.step(copas, client, max_wait, idle_wait)
 end
 
 --- Turns until opts.until_done() is true (default: until the client has no work left).
---- opts.max_wait, opts.idle_wait: seconds, as in M.step.
+--- opts.max_wait, opts.idle_wait: seconds, as in M.step. Returns true, or nil, err for a
+--- value out of range.
 function M.loop(copas, client, opts)
   opts = opts or {}
+  local ok, err = options.check("loop.copas.loop", opts, LOOP_RULES, 2)
+  if not ok then return nil, err end
   local done = opts.until_done or function() return client:scheduler():pending() == 0 end
   while not done() do M.step(copas, client, opts.max_wait, opts.idle_wait) end
+  return true
 end
 
 return M

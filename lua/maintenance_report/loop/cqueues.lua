@@ -12,7 +12,11 @@
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
 
+local options = require "maintenance_report.options"
+
 local M = {}
+
+local ATTACH_RULES = { on_error = { type = "function" } }
 
 -- One socket curl watches, in the form cqueues.poll takes.
 local Watched = {}
@@ -83,6 +87,7 @@ end
 --- (default: raised, which ends cq:loop() with it).
 function M.attach(cq, client, opts)
   opts = opts or {}
+  options.check("loop.cqueues.attach", opts, ATTACH_RULES, 2)
   local self = setmetatable({ cq = cq, client = client, watched = {}, wakeup = condition.new(),
     wakeups = 0, running = false, closed = false, on_error = opts.on_error or error }, Pump)
   client:set_wakeup(function()

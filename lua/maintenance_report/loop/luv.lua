@@ -12,7 +12,11 @@
 -- opts.uv: the luv module (default require "luv"; in Neovim vim.loop).
 -- opts.on_error(err): called with an error an on_done raised. luv ends the process on
 -- an error raised in a callback, so the default writes it to stderr and goes on.
+local options = require "maintenance_report.options"
+
 local M = {}
+
+local ATTACH_RULES = { uv = { type = "table" }, on_error = { type = "function" } }
 
 local Attached = {}
 Attached.__index = Attached
@@ -84,6 +88,7 @@ end
 --- .timer_wakeups those of its timer.
 function M.attach(client, opts)
   opts = opts or {}
+  options.check("loop.luv.attach", opts, ATTACH_RULES, 2)
   local uv = opts.uv or require "luv"
   local self = setmetatable({ client = client, uv = uv, polls = {}, timer = uv.new_timer(),
     wakeups = 0, timer_wakeups = 0, on_error = opts.on_error or M.report_error }, Attached)
