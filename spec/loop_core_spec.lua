@@ -82,6 +82,11 @@ describe("core session socket interface", function()
     transfer()
     -- The server closed the connection and no watcher was ever told of it: curl's close is done.
     assert.are.equal(before, sockets())
+    -- Once a host watched, perform still closes what curl closed: nothing piles up.
+    session:watch()
+    transfer()
+    transfer()
+    assert.are.equal(before, sockets())
     session:close()
   end)
 

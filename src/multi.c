@@ -216,6 +216,8 @@ int mr_session_perform(lua_State *L, mr_session *s)
             break; /* Lua raises "interrupted!" as soon as it runs again */
     }
     mr_multi_deliver(L, s);
+    /* Driven by perform, nobody polls curl's sockets now: what it closed, close now. */
+    mr_watch_close_sockets(s);
     return 1;
 }
 

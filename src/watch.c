@@ -9,6 +9,7 @@
  * told to stop watching it (the watch() call after the one reporting "remove"):
  * epoll-based hosts (libuv, cqueues) must drop a descriptor before it is closed,
  * and a number closed and reused at once would reach the host's old watcher.
+ * perform (step) closes them all: whoever drives it polls nothing itself.
  */
 #include <stdlib.h>
 #include <string.h>
