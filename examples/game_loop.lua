@@ -18,7 +18,7 @@ local M = {}
 M.FRAME = 1 / 60        -- the frame budget: 16.7 ms
 M.SLOW_FRAME = 0.020    -- a frame longer than this (wall clock) counts as dropped
 M.STEP_CPU = 0.002      -- CPU seconds (of this thread) one client:step may take
-M.GC_STEP_CPU = 0.004   -- the same for a step in which Lua's collector swept the whole heap
+M.GC_STEP_CPU = 0.005   -- the same for a step in which Lua's collector swept the whole heap
 
 -- Stands in for the game's own per-frame work (physics, drawing…): busy for `seconds`.
 local function simulate_work(seconds)

@@ -9,7 +9,7 @@ local luv_loop = require "maintenance_report.loop.luv"
 local STEP_CPU = 0.002 -- CPU seconds one callback may spend in the client
 -- A call in which the collector swept (the heap shrank) also did GC work for the
 -- whole process, which the client does not bound; it gets this much instead.
-local GC_STEP_CPU = 0.004
+local GC_STEP_CPU = 0.005
 
 -- Times every socket_action the adapter makes: CPU time of this thread, not wall time
 -- (curl's resolver threads run beside the loop).
