@@ -2,8 +2,9 @@
 -- frame does its own work, then calls client:step(0), which advances every started
 -- query by a bounded amount of work and returns at once (HTTP runs in curl's multi
 -- handle, poll waits are timers). The promise is about CPU: no client:step spends more
--- than 2 ms of CPU (M.STEP_CPU). Wall-clock frame times are reported too, but on a busy
--- machine the OS may preempt any frame, whatever runs in it.
+-- than 2 ms of the game thread's CPU (M.STEP_CPU); a step in which Lua's collector swept
+-- also did GC work for the whole program, and gets M.GC_STEP_CPU. Wall-clock frame times
+-- are reported too, but on a busy machine the OS may preempt any frame, whatever runs in it.
 --
 --   lua5.4 examples/game_loop.lua            starts its own sandbox (nothing is bought)
 --   MAINTENANCE_REPORT_ENDPOINT=… MAINTENANCE_REPORT_SECRET_ID=… MAINTENANCE_REPORT_SECRET_KEY=… \
