@@ -62,6 +62,10 @@ function Pump:_run()
     end
     if not any then self:_call(nil) end -- the deadline, or a wakeup: run what is due
   end
+  for fd, w in pairs(watched) do -- closed with sockets still watched: the controller forgets them
+    cqueues.cancel(w)
+    watched[fd] = nil
+  end
   self.running = false
 end
 
