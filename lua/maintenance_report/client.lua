@@ -589,7 +589,10 @@ local function report_of(st, decoded, order_id, request_id)
   if report then
     report.request_id = request_id
     -- the findings a buyer reads first; a pending report has nothing to analyse yet
-    if report.status ~= "pending" then report.analysis = analysis.analyze(report) end
+    if report.status ~= "pending" then
+      checkpoint(st) -- a piece of its own, so that one call stays within the scheduler's CPU budget
+      report.analysis = analysis.analyze(report)
+    end
   end
   return report
 end
