@@ -185,23 +185,27 @@ describe("examples/game_loop", function()
     if sb then sb:stop() end
   end)
 
-  it("queries 5 VINs at 60 fps with every client:step under 20 ms", function()
+  it("queries 5 VINs at 60 fps with every client:step under 2 ms of CPU", function()
     local game_loop = require "game_loop"
     local client = assert(mr.new{ endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key })
     local vins = {}
     for i = 1, 5 do vins[i] = sandbox.scenario_vin("normal", 400 + i) end
+    collectgarbage() -- the setup's garbage is not the client's
     local stats = game_loop.run{ client = client, vins = vins, max_frames = 60 * 20 }
     for _, vin in ipairs(vins) do
       assert.are.equal("ready", assert(stats.results[vin].report, tostring(stats.results[vin].err)).status)
     end
     -- The queries took at least the sandbox's 1 s: the loop kept running meanwhile.
     assert.is_true(stats.frames >= 50, "only " .. stats.frames .. " frames")
-    assert.are.equal(stats.frames, #stats.step_times)
-    for i, t in ipairs(stats.step_times) do
-      assert.is_true(t < 0.020, ("frame %d: client:step took %.1f ms"):format(i, t * 1000))
+    assert.are.equal(stats.frames, #stats.step_cpu)
+    -- CPU, not wall time: on a loaded machine the OS may preempt any frame.
+    for i, t in ipairs(stats.step_cpu) do
+      local limit = stats.step_swept[i] and game_loop.GC_STEP_CPU or game_loop.STEP_CPU
+      assert.is_true(t <= limit, ("frame %d: client:step took %.2f ms of CPU%s"):format(i, t * 1000,
+        stats.step_swept[i] and " (with a GC sweep)" or ""))
     end
-    io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms, %d frames over 20 ms\n"):format(
-      stats.frames, stats.max_step * 1000, stats.slow_frames))
+    io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms CPU (%.2f ms wall), %d frames over 20 ms\n")
+      :format(stats.frames, stats.max_step_cpu * 1000, stats.max_step * 1000, stats.slow_frames))
   end)
 
   it("cancels what is left after max_frames, and every placed order keeps its id", function()
@@ -224,5 +228,77 @@ describe("examples/game_loop", function()
     assert.is_true(placed >= with_id and placed <= with_id + unknown,
       ("%d orders placed, %d ids kept, %d unknown"):format(placed, with_id, unknown))
     client:close()
+  end)
+end)
+
+-- A transport that records every request handed to it (its URL), then passes it on.
+local function recording(inner)
+  local urls = {}
+  local t = setmetatable({ urls = urls }, { __index = function(_, k)
+    local v = inner[k]
+    if type(v) ~= "function" then return v end
+    return function(_, ...) return v(inner, ...) end
+  end })
+  function t.submit(_, req)
+    urls[#urls + 1] = req.url
+    return inner:submit(req)
+  end
+  function t.request(_, req)
+    urls[#urls + 1] = req.url
+    return inner:request(req)
+  end
+  return t
+end
+
+describe("cancelling a query", function()
+  local sb
+  lazy_setup(function() sb = assert(sandbox.start{ latency_ms = 1000 }) end)
+  lazy_teardown(function() if sb then sb:stop() end end)
+
+  -- A client whose queries are cancelled right after the order is placed.
+  local function client_with_recorder()
+    local transport = recording(require("maintenance_report.transport.curl").new{})
+    local placed = 0
+    local client = new_client(sb, { transport = transport, ledger_wait = 5, on_event = function(e)
+      if e.event == "http" and e.op == "create_order" then placed = placed + 1 end
+    end })
+    return client, transport, function() return placed end
+  end
+
+  it("stops polling: a cancelled handle sends no further request", function()
+    local client, transport, placed = client_with_recorder()
+    local handle = client:start_query{ vin = sandbox.scenario_vin("normal", 501) }
+    local give_up = core.monotime() + 10
+    while placed() == 0 and core.monotime() < give_up do client:step(0.02) end
+    assert.is_true(handle:cancel())
+    local _, err = handle:result()
+    assert.are.equal("cancelled", err.kind)
+    local order_id = assert(err.order_id, "the cancelled query names its order")
+    -- Another query on the same client runs well past the cancelled one's first poll time.
+    local other = client:start_query{ vin = sandbox.scenario_vin("normal", 502) }
+    while client:step(0.1) > 0 and core.monotime() < give_up + 10 do end
+    assert.are.equal("ready", assert(other:result()).status)
+    for _, url in ipairs(transport.urls) do
+      assert.is_nil(url:find(order_id, 1, true), "a request for the cancelled order was sent: " .. url)
+    end
+  end)
+
+  it("leaves the order in the ledger: a later query resumes it, with no new order", function()
+    local client, _, placed = client_with_recorder()
+    local vin = sandbox.scenario_vin("normal", 503)
+    local handle = client:start_query{ vin = vin }
+    local give_up = core.monotime() + 10
+    while placed() == 0 and core.monotime() < give_up do client:step(0.02) end
+    handle:cancel()
+    local _, err = handle:result()
+    local before = assert(sb:stats()).orders_by_vin[vin]
+    local started = core.monotime()
+    local report = assert(client:query{ vin = vin })
+    assert.are.equal("ready", report.status)
+    assert.are.equal(err.order_id, report.order_id)
+    assert.are.equal(before, assert(sb:stats()).orders_by_vin[vin])
+    assert.are.equal(1, before)
+    -- It did not wait for the cancelled task's claim to time out (ledger_wait, 5 s).
+    assert.is_true(core.monotime() - started < 4, "the later query waited for the ledger claim")
   end)
 end)

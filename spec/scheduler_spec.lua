@@ -560,3 +560,173 @@ describe("scheduler before_send", function()
     assert.are.equal(1, #world.submitted)
   end)
 end)
+
+-- The virtual world's transport, with the socket interface: each request is one
+-- "socket" (fd 100 + id) that becomes readable when its answer is due.
+local function socket_world()
+  local world = virtual_world()
+  local t = world.transport
+  local changes, watching = {}, {}
+  local submit = t.submit
+  function t.submit(self, req)
+    local id, err = submit(self, req)
+    if id then
+      changes[#changes + 1] = { fd = 100 + id, events = "r" }
+      watching[100 + id] = id
+    end
+    return id, err
+  end
+  function t.watch()
+    local out = changes
+    changes = {}
+    return out, nil
+  end
+  function t.timeout() return nil, nil end
+  function t.socket_action(_, fd)
+    world.actions = (world.actions or 0) + 1
+    if fd == nil then return {} end
+    local id = watching[fd]
+    if not id then return {} end
+    watching[fd] = nil
+    changes[#changes + 1] = { fd = fd, events = "remove" }
+    -- the answer is due now: perform(0) hands it over
+    return t.perform(t, 0)
+  end
+  return world
+end
+
+describe("scheduler socket interface", function()
+  it("tells the host what to watch and when, and runs on its events", function()
+    local world = socket_world()
+    local s = new_scheduler(world, 8)
+    local h = s:spawn(function()
+      scheduler.sleep(2)
+      return scheduler.request{ url = "u", delay = 1 }.body
+    end)
+    local changes, timeout = s:watch()
+    assert.are.same({}, changes)
+    assert.are.equal(0, timeout) -- the new task is ready now
+    s:socket_action(nil)
+    changes, timeout = s:watch()
+    assert.are.same({}, changes)
+    assert.are.equal(2, timeout) -- its sleep, a timer of the scheduler
+    world.time = 2
+    s:socket_action(nil)
+    changes, timeout = s:watch()
+    assert.are.same({ { fd = 101, events = "r" } }, changes)
+    assert.are.equal(scheduler.MAX_TIMEOUT, timeout) -- this transport knows no deadline of its own
+    world.time = 3
+    assert.are.equal(0, s:socket_action(101, "r"))
+    assert.are.equal("u", h:result())
+    changes, timeout = s:watch()
+    assert.are.same({ { fd = 101, events = "remove" } }, changes)
+    assert.is_nil(timeout) -- nothing left: the host may stop watching
+  end)
+
+  it("counts retry back-offs and poll waits into the timeout", function()
+    local world = socket_world()
+    local s = new_scheduler(world, 8)
+    s:spawn(function() scheduler.sleep(0.25) end)
+    s:spawn(function() scheduler.sleep(0.75) end)
+    s:socket_action(nil)
+    local _, timeout = s:watch()
+    assert.are.equal(0.25, timeout)
+    assert.are.equal(0.25, s:timeout())
+  end)
+
+  it("calls the wakeup when work starts or is cancelled outside its own calls", function()
+    local world = socket_world()
+    local s = new_scheduler(world, 8)
+    local wakeups = 0
+    s:set_wakeup(function() wakeups = wakeups + 1 end)
+    local h = s:spawn(function() scheduler.sleep(5) end)
+    assert.are.equal(1, wakeups)
+    s:socket_action(nil)
+    h:cancel()
+    assert.are.equal(2, wakeups)
+    s:set_wakeup(nil)
+    s:spawn(function() end)
+    assert.are.equal(2, wakeups)
+    assert.has_error(function() s:set_wakeup(42) end)
+  end)
+
+  it("refuses a transport without the socket interface, and bad arguments", function()
+    local plain = new_scheduler(virtual_world(), 8)
+    assert.has_error(function() plain:watch() end)
+    assert.has_error(function() plain:socket_action(nil) end)
+    local s = new_scheduler(socket_world(), 8)
+    assert.has_error(function() s:socket_action(-1) end)
+    assert.has_error(function() s:socket_action(1.5) end)
+    assert.has_error(function() s:socket_action(3, 7) end)
+  end)
+end)
+
+describe("scheduler CPU budget", function()
+  -- A CPU clock that each task advances by the cost it claims.
+  local function budget_world(budget)
+    local world = virtual_world()
+    world.cpu = 0
+    local s = scheduler.new{ transport = world.transport, now = world.now, sleep = world.sleep,
+      budget = budget, cpu_clock = function() return world.cpu end }
+    return world, s
+  end
+
+  it("resumes tasks only while the budget lasts, and the rest on the next calls", function()
+    local world, s = budget_world(0.001)
+    local ran = {}
+    for i = 1, 5 do
+      s:spawn(function()
+        world.cpu = world.cpu + 0.0004 -- 0.4 ms of work each
+        ran[#ran + 1] = i
+      end)
+    end
+    s:step(0)
+    -- 0.4 ms, then 0.8 ms: a third (0.8 + 0.4 > 1) waits for the next call
+    assert.are.same({ 1, 2 }, ran)
+    s:step(0)
+    assert.are.same({ 1, 2, 3, 4 }, ran)
+    s:step(0)
+    assert.are.same({ 1, 2, 3, 4, 5 }, ran)
+    assert.are.equal(0, s:pending())
+  end)
+
+  it("always resumes one task per call, however long it takes", function()
+    local world, s = budget_world(0.001)
+    local ran = 0
+    for _ = 1, 3 do
+      s:spawn(function()
+        world.cpu = world.cpu + 0.005
+        ran = ran + 1
+      end)
+    end
+    for expected = 1, 3 do
+      s:step(0)
+      assert.are.equal(expected, ran)
+    end
+  end)
+
+  it("keeps the order: what was left goes before what became ready later", function()
+    local world, s = budget_world(0.001)
+    local order = {}
+    for i = 1, 3 do
+      s:spawn(function()
+        world.cpu = world.cpu + 0.0008
+        order[#order + 1] = i
+        if i == 1 then s:spawn(function() order[#order + 1] = "late" end) end
+      end)
+    end
+    while s:pending() > 0 do s:step(0) end
+    assert.are.same({ 1, 2, 3, "late" }, order)
+  end)
+
+  it("tells a host with work left over to call again at once", function()
+    local world = socket_world()
+    world.cpu = 0
+    local s = scheduler.new{ transport = world.transport, now = world.now, sleep = world.sleep,
+      cpu_clock = function() return world.cpu end }
+    for _ = 1, 4 do s:spawn(function() world.cpu = world.cpu + 0.002 end) end
+    s:socket_action(nil)
+    assert.are.equal(3, s:pending())
+    assert.are.equal(0, s:timeout())
+  end)
+end)

@@ -59,8 +59,9 @@ void mr_multi_close(mr_session *s)
     s->inflight = s->done = s->idle = NULL;
     s->running = 0;
     if (s->multi != NULL)
-        curl_multi_cleanup(s->multi);
+        curl_multi_cleanup(s->multi); /* may still call the socket callback */
     s->multi = NULL;
+    mr_watch_free(s);
 }
 
 /* session:submit(request) → id | nil, err. Nothing is sent until perform. */
@@ -71,9 +72,18 @@ int mr_session_submit(lua_State *L, mr_session *s)
     int rc;
     luaL_checktype(L, 2, LUA_TTABLE);
     err.code = CURLE_OUT_OF_MEMORY;
-    if (s->multi == NULL && (s->multi = curl_multi_init()) == NULL) {
-        err.message = "cannot create a libcurl multi handle";
-        return mr_push_setup_error(L, &err);
+    if (s->multi == NULL) {
+        if ((s->multi = curl_multi_init()) == NULL) {
+            err.message = "cannot create a libcurl multi handle";
+            return mr_push_setup_error(L, &err);
+        }
+        if (mr_watch_install(s) != 0) {
+            curl_multi_cleanup(s->multi);
+            s->multi = NULL;
+            err.message = "cannot set the libcurl multi handle's socket callbacks";
+            err.code = CURLE_FAILED_INIT;
+            return mr_push_setup_error(L, &err);
+        }
     }
     if ((t = take_idle(s)) == NULL) {
         err.message = "cannot create a libcurl easy handle";
@@ -83,6 +93,11 @@ int mr_session_submit(lua_State *L, mr_session *s)
     t->next = s->idle;
     s->idle = t;
     rc = mr_transfer_setup(L, 2, t, &s->cfg, s->share, &err);
+    if (rc == 0 && mr_watch_easy(s, t->easy) != 0) {
+        err.message = "cannot set the transfer's close-socket callback";
+        err.code = CURLE_FAILED_INIT;
+        rc = -1;
+    }
     if (rc == 0) {
         CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
         if (mc != CURLM_OK) {
@@ -103,7 +118,7 @@ int mr_session_submit(lua_State *L, mr_session *s)
 }
 
 /* Moves every finished transfer from in flight to done, in C only: nothing here can raise. */
-static void harvest(mr_session *s)
+void mr_multi_harvest(mr_session *s)
 {
     CURLMsg *msg;
     mr_transfer **tail = &s->done;
@@ -129,7 +144,7 @@ static void harvest(mr_session *s)
  * then retires them all. A memory error while building leaves every one of
  * them done, for the next perform.
  */
-static void deliver(lua_State *L, mr_session *s)
+void mr_multi_deliver(lua_State *L, mr_session *s)
 {
     mr_transfer *t;
     int i = 0;
@@ -179,7 +194,7 @@ int mr_session_perform(lua_State *L, mr_session *s)
         CURLMcode mc = curl_multi_perform(s->multi, &running);
         if (mc != CURLM_OK)
             return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
-        harvest(s);
+        mr_multi_harvest(s);
         if (s->done != NULL)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -200,7 +215,9 @@ int mr_session_perform(lua_State *L, mr_session *s)
         if (mr_signal_pending())
             break; /* Lua raises "interrupted!" as soon as it runs again */
     }
-    deliver(L, s);
+    mr_multi_deliver(L, s);
+    /* Driven by perform, nobody polls curl's sockets now: what it closed, close now. */
+    mr_watch_close_sockets(s);
     return 1;
 }
 

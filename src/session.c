@@ -172,6 +172,8 @@ void mr_session_register(lua_State *L)
         {"perform", mr_session_perform},
         {"pending", mr_session_pending},
         {"cancel", mr_session_cancel},
+        {"watch", mr_session_watch},
+        {"socket_action", mr_session_socket_action},
     };
     size_t i;
     if (luaL_newmetatable(L, MR_SESSION_MT)) {
@@ -199,4 +201,5 @@ void mr_session_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_session_new);
     lua_setfield(L, -2, "session");
+    mr_cputime_register(L);
 }

@@ -288,6 +288,13 @@ local function sleep(st, seconds)
   return st.o.sleep(seconds)
 end
 
+-- In a scheduler task, the heavy steps of a report (decode, normalize, the ledger's
+-- copy) may land in different calls of the host's loop; elsewhere a no-op.
+local function checkpoint(st)
+  local sched = st.scheduler
+  if sched and sched:running() then sched:checkpoint() end
+end
+
 -- One signed GET. Returns the decoded envelope, nil, the request id; or nil, err.
 -- Orders always go out on a new connection: on a reused one that dies
 -- unanswered, libcurl would silently send the request again and buy twice.
@@ -577,11 +584,15 @@ local function report_of(st, decoded, order_id, request_id)
       code = code, order_id = order_id, request_id = request_id, raw = decoded,
     })
   end
+  checkpoint(st)
   local report = normalize.report(decoded, status, order_id, { utc_offset_hours = o.utc_offset_hours })
   if report then
     report.request_id = request_id
     -- the findings a buyer reads first; a pending report has nothing to analyse yet
-    if report.status ~= "pending" then report.analysis = analysis.analyze(report) end
+    if report.status ~= "pending" then
+      checkpoint(st) -- a piece of its own, so that one call stays within the scheduler's CPU budget
+      report.analysis = analysis.analyze(report)
+    end
   end
   return report
 end
@@ -675,6 +686,7 @@ local function poll_placed(st, order_id, opts, wait_first, claim)
       tostring(report), order_id), 0)
   end
   if report and (report.status == "ready" or report.status == "no_records") then
+    checkpoint(st)
     local recorded, lerr = claim:final(report.status, report)
     if not recorded then
       emit(st, { event = "ledger", action = "final", order_id = order_id, error_kind = lerr.kind })
@@ -697,6 +709,7 @@ local function query(st, args, progress)
   if decision.action == "reuse" then return reused_report(decision.entry) end
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
   local claim = decision.claim
+  progress.claim = claim -- a cancelled task never reaches the release below
   local done, report
   done, report, err = pcall(function()
     local order_id = decision.order_id
@@ -790,6 +803,7 @@ local function completing_cancel(progress, on_done)
     local err
     if handle:error() == nil then err = select(2, handle:result()) end
     if type(err) == "table" and err.kind == "cancelled" then
+      if progress.claim then progress.claim:release() end -- a later query resumes the order
       if progress.order_id then
         err.order_id = progress.order_id
         err.message = err.message .. "; the order was placed: resume it with wait_report, no new order needed"
@@ -845,5 +859,11 @@ function Client:step(timeout)
   if timeout ~= nil then options.check_number("step", "timeout", timeout, STEP_TIMEOUT, 2) end
   return scheduler_of(state_of[self], 2):step(timeout or 0)
 end
+
+-- For hosts that own the loop (docs/event-loop.md): the scheduler's socket interface.
+function Client:watch() return scheduler_of(state_of[self], 2):watch() end
+function Client:timeout() return scheduler_of(state_of[self], 2):timeout() end
+function Client:socket_action(fd, events) return scheduler_of(state_of[self], 2):socket_action(fd, events) end
+function Client:set_wakeup(fn) return scheduler_of(state_of[self], 2):set_wakeup(fn) end
 
 return client

@@ -6,23 +6,28 @@
 --
 -- API (docs/ledger.md has the details and the file format):
 --   ledger.key{ vin =, engine_number =, plate_number = } → "VIN\tENGINE\tPLATE"
---   ledger.new{ store =, now =, monotime =, sleep =, claim_ttl = } → L
+--   ledger.new{ store =, now =, monotime =, sleep =, claim_ttl =, budget =, track_takeovers = } → L
 --   ledger.memory(opts) → L;  ledger.file(path, opts) → L | nil, err;  ledger.shm(dict, opts) → L
 --   ledger.redis(url, opts) → L | nil, err   (docs/fleet.md)
---   L:begin(fields, { reuse =, retry_unknown =, fresh =, wait =, sleep =, owner = }) → one of
+--   L:begin(fields, { reuse =, retry_unknown =, fresh =, wait =, sleep =, owner =, tenant = }) → one of
 --     { action = "order",   claim = C }                        hold the key; C:intent() before sending
---     { action = "poll",    claim = C, order_id =, entry = }   placed, not final: poll, no new charge
---     { action = "reuse",   entry = }                          a final report younger than `reuse`,
---                                                                  or one another holder wrote while
---                                                                  this call waited for its claim
+--     { action = "poll",    claim = C, order_id =, entry =,    placed, not final: poll, no new charge
+--       taken_over = }                                           (true: its last holder died polling)
+--     { action = "reuse",   entry =, joined = }                a final report younger than `reuse`,
+--                                                                  or (joined) one another holder wrote
+--                                                                  while this call waited for its claim
 --     { action = "unknown", entry = }                          an earlier order may have been charged
 --     nil, err   err.kind "ledger" (store failed or damaged) | "ledger_busy" (held past `wait`)
+--                | "store_unavailable" (a Redis store cannot be reached)
 --   C:intent() C:arm() C:placed(order_id, request_id) C:unknown(err) C:not_placed(err) C:final(status, report)
---     intent: durable, once a transport slot is free; arm: right before the first request byte
---     → true | nil, err (kind "ledger"; err.order_id set when an order id could not be recorded)
+--     intent: durable, once a transport slot is free (a budget's reservation first); arm: right
+--     before the first request byte
+--     → true | nil, err (kind "ledger", "store_unavailable" or, from intent, "budget_exceeded";
+--       err.order_id set when an order id could not be recorded)
 --   C:refresh() → true | nil, err;  C:release() → true (always call it, also after errors)
 --   L:get(fields_or_key) → entry | nil | nil, err;  L:list() → entries (by updated_at) | nil, err
 --   L:forget(key) → true | nil, err;  L:stats() → { entries, by_state, orders, reused } | nil, err
+--   L:budget_remaining(tenant) → budget.remaining's list | nil (no budget) | nil, err
 --   L:check() → report | nil, err;  L:compact() → true | nil, err;  L:close()
 --
 -- Entry states: intent (about to send the paid request), placed (order id

@@ -12,6 +12,19 @@
 --   s:step(timeout) → tasks still running (advances everything, waits at most timeout s)
 --   s:run()                              steps until no task is left
 --   s:pending() → tasks still running
+--   s:watch() → changes, timeout         for hosts that own the loop (the transport needs
+--                                        watch/socket_action): changes lists, since the last
+--                                        call, {fd=, events="r"|"w"|"rw"|"remove"} to apply in
+--                                        order; timeout: seconds until s must be called again
+--                                        (timers, retry back-offs and curl's own timeouts
+--                                        included; 0: now), nil once no task is left
+--   s:socket_action(fd, events) → tasks still running   the host's event: fd ready for
+--                                        events ("r", "w", "rw", "e"; "" lets curl look),
+--                                        or fd nil when the timeout is due. Never waits
+--   s:timeout() → the timeout watch() would give, without taking the changes
+--   s:set_wakeup(fn)                     fn() runs when work starts or stops outside a call of
+--                                        s (spawn, cancel): the host should call watch() soon.
+--                                        It must not call s itself (schedule that instead)
 --   s:running() → true when the calling coroutine is one of s's own tasks
 --   s:request(req, before_send) → response | nil, err   only inside s's tasks: through
 --                                        s's transport; before_send() (optional) runs once a
@@ -20,6 +33,8 @@
 --                                        nothing is sent and the task gets
 --                                        nil, { not_sent_because = err, request_bytes = 0 }
 --   s:sleep(seconds)                        only inside s's tasks: a timer of s
+--   s:checkpoint()                       only inside s's tasks: where a long resume may be
+--                                        split; continues in the next call once the budget is spent
 --   scheduler.current() → the scheduler whose task is running, or nil
 --   scheduler.request(req), scheduler.sleep(seconds): the same for scheduler.current()
 --   handle:done() → true once the task returned, raised or was cancelled
@@ -33,10 +48,19 @@
 -- transport, so inside another scheduler's task it blocks that scheduler's loop for
 -- the call, but never sends through a transport (and TLS settings) not its own.
 --
+-- Bounded work: one step(0) or socket_action resumes another task only while the CPU
+-- it used so far plus the cost of a recent resume stays within `budget` (default
+-- scheduler.BUDGET, 0.5 ms; always at least one task per call), and leaves the rest
+-- ready, with timeout() 0, for the next call. Several queries finishing in the same
+-- frame then share the next frames instead of adding up in one.
+--
 -- on_done errors: step() finishes the bookkeeping of everything it was doing, then
 -- raises the first error an on_done raised (one per step() call, in order, so none
 -- is lost). cancel() calls on_done itself and raises its error after the bookkeeping.
 local errors = require "maintenance_report.errors"
+-- The budget clock: CPU time of the host's own thread when the core is there.
+local has_core, core = pcall(require, "maintenance_report.core")
+local thread_cputime = has_core and core.thread_cputime or os.clock
 
 local scheduler = {}
 
@@ -45,7 +69,7 @@ local owner = setmetatable({}, { __mode = "k" })
 
 -- What tasks yield: private tokens, so someone else's coroutine protocol yielding
 -- "http" is never taken for a request.
-local HTTP, SLEEP = {}, {}
+local HTTP, SLEEP, CHECKPOINT = {}, {}, {}
 
 local NIL_ERROR = "(error object is a nil value)"
 
@@ -55,8 +79,18 @@ Scheduler.__index = Scheduler
 local Handle = {}
 Handle.__index = Handle
 
+-- CPU seconds one call may spend resuming tasks. One resume is at most about a
+-- report's completion (decode, normalize, the ledger's copy): under a millisecond.
+scheduler.BUDGET = 0.0005
+
+-- A host told "no deadline" while tasks live could wait forever if a socket event went
+-- unnoticed; with no timer of its own or of curl's, it is asked back this often instead.
+scheduler.MAX_TIMEOUT = 1
+
 --- opts: transport (submit/perform; cancel, when it has one, stops cancelled transfers),
---- now (seconds), sleep, max_in_flight (cap on concurrent HTTP requests, default 8).
+--- now (seconds), sleep, max_in_flight (cap on concurrent HTTP requests, default 8),
+--- budget (CPU seconds per call, default scheduler.BUDGET), cpu_clock (CPU seconds of
+--- this thread: core.thread_cputime, or os.clock without the core).
 function scheduler.new(opts)
   assert(type(opts) == "table" and opts.transport and opts.transport.submit,
     "scheduler.new: a transport with submit/perform is required")
@@ -65,6 +99,13 @@ function scheduler.new(opts)
     _now = opts.now,
     _sleep = opts.sleep,
     _max_in_flight = opts.max_in_flight or 8,
+    _budget = opts.budget or scheduler.BUDGET,
+    _cpu_clock = opts.cpu_clock or thread_cputime,
+    _budget_end = math.huge, -- this call's CPU deadline for resuming tasks
+    _resumed = 0,            -- tasks resumed in this call
+    _submitted = 0,          -- requests handed to the transport in this call
+    _resume_cost = 0.0002,   -- CPU of a recent resume: the largest, decaying
+    _wakeup = nil,
     _ready = {},           -- {handle, packed values} to resume now
     _yielded = {},         -- the same, for tasks that yielded something not ours: next step
     _timers = {},          -- binary heap of {at, seq, handle}; handle nil once cancelled
@@ -150,7 +191,28 @@ function Scheduler:spawn(fn, on_done, ...)
   owner[co] = self
   self._live = self._live + 1
   self._ready[#self._ready + 1] = { handle, pack(...) }
+  self:_wake()
   return handle
+end
+
+function Scheduler:_wake()
+  if self._wakeup then self._wakeup() end
+end
+
+--- fn() is called when work starts or is cancelled outside a call of s; nil: no more.
+function Scheduler:set_wakeup(fn)
+  if fn ~= nil and type(fn) ~= "function" then error("set_wakeup: fn must be a function or nil", 2) end
+  self._wakeup = fn
+end
+
+-- Starts a call's CPU budget for resuming tasks.
+function Scheduler:_begin_budget()
+  self._resumed, self._submitted = 0, 0
+  self._budget_end = self._cpu_clock() + self._budget
+end
+
+function Scheduler:_out_of_budget()
+  return self._resumed > 0 and self._cpu_clock() + self._resume_cost > self._budget_end
 end
 
 -- Ends a task; returns the error its on_done raised, if any.
@@ -185,6 +247,8 @@ function Scheduler:_resume(handle, args)
     handle._queued = entry
     self._queued_tail = self._queued_tail + 1
     self._queued[self._queued_tail] = entry
+  elseif r[2] == CHECKPOINT then
+    self._ready[#self._ready + 1] = { handle, pack() }
   elseif r[2] == SLEEP then
     self._seq = self._seq + 1
     local timer = { at = self._now() + (tonumber(r[3]) or 0), seq = self._seq, handle = handle }
@@ -203,6 +267,9 @@ function Scheduler:_submit_queued()
   -- A head index, not table.remove(queued, 1): that shifts every waiting
   -- request on each submit, quadratic when thousands are started at once.
   while self._queued_head <= self._queued_tail and self._in_flight_count < self._max_in_flight do
+    -- Past the budget the rest waits for the next call (timeout() is 0 meanwhile).
+    if self._submitted > 0 and self._cpu_clock() >= self._budget_end then break end
+    self._submitted = self._submitted + 1
     local entry = self._queued[self._queued_head]
     self._queued[self._queued_head] = nil
     self._queued_head = self._queued_head + 1
@@ -230,11 +297,25 @@ function Scheduler:_submit_queued()
   end
 end
 
+-- Resumes ready tasks, in order, until none is left or the call's budget is spent.
 function Scheduler:_run_ready()
   while #self._ready > 0 do
     local batch = self._ready
     self._ready = {}
-    for _, entry in ipairs(batch) do self:_resume(entry[1], entry[2]) end
+    for i = 1, #batch do
+      if self:_out_of_budget() then
+        -- The rest goes first next time, ahead of what became ready meanwhile.
+        local rest = {}
+        for j = i, #batch do rest[#rest + 1] = batch[j] end
+        for _, entry in ipairs(self._ready) do rest[#rest + 1] = entry end
+        self._ready = rest
+        return
+      end
+      self._resumed = self._resumed + 1
+      local started = self._cpu_clock()
+      self:_resume(batch[i][1], batch[i][2])
+      self._resume_cost = math.max(self._cpu_clock() - started, self._resume_cost * 0.9)
+    end
   end
 end
 
@@ -274,6 +355,7 @@ function Scheduler:step(timeout)
   self._yielded = {}
   local deadline = self._now() + timeout
   repeat
+    self:_begin_budget()
     self:_run_due_timers()
     self:_run_ready()
     self:_submit_queued()
@@ -281,6 +363,7 @@ function Scheduler:step(timeout)
     local now = self._now()
     local wait = math.max(0, deadline - now)
     if self._callback_errors[1] ~= nil then wait = 0 end -- report it now, not after the wait
+    if #self._ready > 0 then wait = 0 end -- left over by the budget
     if self._timers[1] then wait = math.min(wait, math.max(0, self._timers[1].at - now)) end
     if self._in_flight_count > 0 then
       for _, done in ipairs(self._transport:perform(wait)) do self:_complete(done) end
@@ -292,6 +375,69 @@ function Scheduler:step(timeout)
     self:_run_ready()
     self:_submit_queued()
   until self._now() >= deadline or self._live == 0 or self._callback_errors[1] ~= nil
+  self._budget_end = math.huge
+  self:_raise_callback_error()
+  return self._live
+end
+
+local function need_socket_interface(self, call)
+  if not (self._transport.watch and self._transport.socket_action) then
+    error(call .. ": the transport has no socket interface (watch/socket_action); use step", 3)
+  end
+end
+
+-- Seconds until the scheduler must run again, given curl's own timeout (nil: none).
+function Scheduler:_timeout(transport_timeout)
+  self:_drop_cancelled_timers()
+  if self._live == 0 and self._in_flight_count == 0 then return nil end
+  if #self._ready > 0 or #self._yielded > 0 or self._callback_errors[1] ~= nil
+    or (self._queued_head <= self._queued_tail and self._in_flight_count < self._max_in_flight) then
+    return 0
+  end
+  local wait
+  -- curl's timer matters only while it has transfers of ours (it may keep stale ones).
+  if transport_timeout and self._in_flight_count > 0 then wait = transport_timeout end
+  if self._timers[1] then
+    local due = math.max(0, self._timers[1].at - self._now())
+    wait = wait and math.min(wait, due) or due
+  end
+  return wait or scheduler.MAX_TIMEOUT
+end
+
+--- For a host that owns the loop: the sockets to (un)watch since the last call, and the
+--- seconds until s must be called (socket_action with fd nil), or nil when no task is left.
+function Scheduler:watch()
+  need_socket_interface(self, "scheduler:watch")
+  local changes, transport_timeout = self._transport:watch()
+  return changes, self:_timeout(transport_timeout)
+end
+
+--- The timeout watch() would give, leaving the socket changes for watch().
+function Scheduler:timeout()
+  need_socket_interface(self, "scheduler:timeout")
+  local _, transport_timeout = self._transport:timeout()
+  return self:_timeout(transport_timeout)
+end
+
+--- The host's event: fd ready for events, or fd nil when the timeout is due. Does a
+--- bounded amount of work and never waits. Returns the number of tasks still running.
+function Scheduler:socket_action(fd, events)
+  need_socket_interface(self, "scheduler:socket_action")
+  if fd ~= nil and (type(fd) ~= "number" or fd % 1 ~= 0 or fd < 0) then
+    error("socket_action: fd must be an integer or nil", 2)
+  end
+  if events ~= nil and type(events) ~= "string" then error("socket_action: events must be a string", 2) end
+  self:_raise_callback_error()
+  self:_begin_budget()
+  for _, entry in ipairs(self._yielded) do self._ready[#self._ready + 1] = entry end
+  self._yielded = {}
+  if self._in_flight_count > 0 then
+    for _, done in ipairs(self._transport:socket_action(fd, events or "")) do self:_complete(done) end
+  end
+  self:_run_due_timers()
+  self:_run_ready()
+  self:_submit_queued()
+  self._budget_end = math.huge
   self:_raise_callback_error()
   return self._live
 end
@@ -339,6 +485,7 @@ function Scheduler:_cancel(handle)
     or "cancelled by handle:cancel() before it sent any request",
     { sent = sent, in_flight = id ~= nil })
   local callback_error = self:_finish(handle, "cancelled", pack(nil, err))
+  self:_wake()
   if close_error ~= nil then error(close_error, 0) end
   if callback_error ~= nil then error(callback_error, 0) end
   return true
@@ -358,6 +505,13 @@ end
 function Scheduler:sleep(seconds)
   if not self:running() then error("scheduler:sleep: not inside one of this scheduler's tasks", 2) end
   coroutine.yield(SLEEP, seconds)
+end
+
+--- Inside one of this scheduler's tasks: a point where the current call may end, once
+--- its CPU budget is spent; the task then goes on in the next call. Free otherwise.
+function Scheduler:checkpoint()
+  if not self:running() then error("scheduler:checkpoint: not inside one of this scheduler's tasks", 2) end
+  if self._cpu_clock() >= self._budget_end then coroutine.yield(CHECKPOINT) end
 end
 
 --- Inside any scheduler's task: a request through that scheduler's transport.

@@ -12,6 +12,11 @@
 --     or nil, facts (below), passed on unchanged; classify.lua decides kind and sent.
 --   Optional, for client:start_query/step (the scheduler): transport:submit(req) → id | nil, facts,
 --   transport:perform(timeout) → {{id=, response=} or {id=, error=facts}, …}.
+--   Optional, for hosts that own the loop (client:watch / client:socket_action):
+--   transport:watch() → changes, timeout (curl's sockets to watch since the last call,
+--   {fd=, events="r"|"w"|"rw"|"remove"}, and seconds until its next timeout or nil),
+--   transport:timeout() → nil, the same timeout (the changes stay for watch),
+--   transport:socket_action(fd, events) → completions as perform gives them; never waits.
 --
 -- Facts of a failure; the transport reports what happened, never what it means:
 --   { curl_code = integer CURLcode,
@@ -54,6 +59,32 @@ end
 
 function CurlTransport:perform(timeout)
   return self.session:perform(timeout)
+end
+
+-- The socket interface: see core session:watch/socket_action.
+function CurlTransport:watch()
+  local changes, timeout = self.session:watch()
+  local held = self.held_changes
+  if held then
+    self.held_changes = nil
+    for _, change in ipairs(changes) do held[#held + 1] = change end
+    changes = held
+  end
+  return changes, timeout
+end
+
+function CurlTransport:timeout()
+  local changes, timeout = self.session:watch()
+  if #changes > 0 then
+    local held = self.held_changes or {}
+    for _, change in ipairs(changes) do held[#held + 1] = change end
+    self.held_changes = held
+  end
+  return nil, timeout
+end
+
+function CurlTransport:socket_action(fd, events)
+  return self.session:socket_action(fd, events)
 end
 
 function CurlTransport:cancel(id)
