@@ -7,6 +7,7 @@
 ASAN_CC      ?= gcc
 ASAN_SAN      = -fsanitize=address,undefined -fsanitize=float-cast-overflow -fno-omit-frame-pointer
 ASAN_CORE     = build/asan/maintenance_report/core.so
+ASAN_HIREDIS  = build/asan/maintenance_report/hiredis.so
 ASAN_PRELOAD  = build/asan/asan_preload.so
 ASAN_RUNTIME  = $(shell $(ASAN_CC) -print-file-name=libasan.so)
 
@@ -14,21 +15,25 @@ $(ASAN_CORE): $(SRC) $(HDRS) Makefile mk/check.mk
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) -O1 -g $(ASAN_SAN) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $(PKG_CFLAGS) $(SRC) -o $@ $(LIBS)
 
+$(ASAN_HIREDIS): src/redis/hiredis.c Makefile mk/check.mk
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) -O1 -g $(ASAN_SAN) $(WARN) $(DEFS) -fPIC -shared -I$(LUA54_INC) $< -o $@ -lhiredis
+
 # Preloaded after libasan: keeps the runtime out of the specs' child processes
 # (nginx, curl, sh, python3) and core.so mapped for leak reports at exit.
 $(ASAN_PRELOAD): tools/asan_preload.c mk/check.mk
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) -O2 $(WARN) $(DEFS) -fPIC -shared $< -o $@
 
-asan: deps $(ASAN_CORE) $(ASAN_PRELOAD) $(CORE54) $(PROC54)
+asan: deps $(ASAN_CORE) $(ASAN_HIREDIS) $(ASAN_PRELOAD) $(CORE54) $(PROC54)
 	ASAN_RUNTIME='$(ASAN_RUNTIME)' ASAN_PRELOAD='$(ASAN_PRELOAD)' sh tools/run-asan.sh
 
 # ---- valgrind memcheck over the core specs --------------------------------
 VALGRIND_SPECS ?= spec/core_sign_spec.lua spec/core_http_spec.lua spec/scheduler_spec.lua spec/client_spec.lua \
                   spec/normalize_spec.lua spec/normalize_edge_spec.lua spec/normalize_semantics_spec.lua \
-                  spec/core_transport_facts_spec.lua spec/core_os_spec.lua
+                  spec/core_transport_facts_spec.lua spec/core_os_spec.lua spec/ledger_redis_spec.lua
 
-valgrind: deps $(CORE54) $(PROC54)
+valgrind: deps $(CORE54) $(PROC54) $(REDIS54)
 	sh tools/run-valgrind.sh $(VALGRIND_SPECS)
 
 # ---- libFuzzer targets ------------------------------------------------------

@@ -31,12 +31,13 @@ ok=$(grep -c '^ok ' "$out/busted.tap")
 bad=$(grep -c '^not ok ' "$out/busted.tap")
 echo "$lua (valgrind): $ok passed, $bad failed (busted exit $rc, $((end - start))s)"
 
-# One line per memcheck error: kind, bytes, whether core.so is in its stack.
+# One line per memcheck error: kind, bytes, whether one of our C modules (core.so, hiredis.so;
+# labelled core.so) is in its stack.
 awk '
 /<error>/      { inerr = 1; kind = ""; core = 0; bytes = ""; what = ""; next }
 inerr && /<kind>/ { k = $0; gsub(/.*<kind>|<\/kind>.*/, "", k); kind = k }
 inerr && /<leakedbytes>/ { b = $0; gsub(/.*<leakedbytes>|<\/leakedbytes>.*/, "", b); bytes = b }
-inerr && /<obj>.*maintenance_report\/core\.so<\/obj>/ { core = 1 }
+inerr && /<obj>.*maintenance_report\/(core|hiredis)\.so<\/obj>/ { core = 1 }
 inerr && /<fn>/ && core == 1 && what == "" { f = $0; gsub(/.*<fn>|<\/fn>.*/, "", f); what = f; core = 2 }
 /<\/error>/    { inerr = 0; print kind, (bytes == "" ? "-" : bytes), (core ? "core.so" : "elsewhere"), (what == "" ? "-" : what) }
 ' "$out/memcheck.xml" >"$out/errors.txt"
