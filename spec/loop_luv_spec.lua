@@ -6,10 +6,12 @@ local mr = require "maintenance_report"
 local sandbox = require "maintenance_report_sandbox"
 local luv_loop = require "maintenance_report.loop.luv"
 
-local STEP_CPU = 0.002 -- CPU seconds one callback may spend in the client
+-- The regular build's budget; make asan sets MR_SPEC_CPU_SCALE, the sanitizers being ~2-4× slower.
+local CPU_SCALE = tonumber(os.getenv("MR_SPEC_CPU_SCALE")) or 1
+local STEP_CPU = 0.002 * CPU_SCALE -- CPU seconds one callback may spend in the client
 -- A call in which the collector swept (the heap shrank) also did GC work for the
 -- whole process, which the client does not bound; it gets this much instead.
-local GC_STEP_CPU = 0.005
+local GC_STEP_CPU = 0.005 * CPU_SCALE
 
 -- Times every socket_action the adapter makes: CPU time of this thread, not wall time
 -- (curl's resolver threads run beside the loop).
