@@ -32,14 +32,10 @@ end
 
 describe("batch against the sandbox", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 1, secret_key = "batch-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 1, secret_key = "batch-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
   before_each(function() assert(sb:reset()) end)
 
   -- Every test gets its own ledger (so re-runs inside a test share it).

@@ -27,14 +27,10 @@ end
 
 describe("batch and the ledger", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 0, secret_key = "batch-ledger-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 0, secret_key = "batch-ledger-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
   before_each(function() assert(sb:reset()) end)
 
   local function vins(n, offset)

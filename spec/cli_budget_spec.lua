@@ -7,14 +7,10 @@ local redis_server = require "helpers.redis_server"
 
 describe("CLI budgets and the Redis ledger", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 0, secret_key = "cli-budget-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 0, secret_key = "cli-budget-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
 
   it("refuses the order beyond the day's cap with exit 8 and nothing sent; ledger stats shows the rest", function()
     local ledger = cli.tmpdir() .. "/ledger"

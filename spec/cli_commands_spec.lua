@@ -12,14 +12,10 @@ end
 
 describe("CLI subcommands against the sandbox", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 1, secret_key = "cli-commands-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 1, secret_key = "cli-commands-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
   before_each(function() assert(sb:reset()) end)
 
   local function run(args, extra_env)

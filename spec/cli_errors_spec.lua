@@ -22,14 +22,10 @@ end
 
 describe("CLI errors", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 0, secret_key = KEY })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 0, secret_key = KEY },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
   before_each(function() assert(sb:reset()) end)
 
   local function run(args, extra_env)

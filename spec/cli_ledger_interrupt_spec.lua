@@ -22,14 +22,10 @@ end
 
 describe("the order id on every way out of query and order", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 0, secret_key = "interrupt-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 0, secret_key = "interrupt-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
 
   local function orders_of(vin) return (sb:stats().orders_by_vin or {})[vin] or 0 end
 

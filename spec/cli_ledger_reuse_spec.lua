@@ -23,14 +23,10 @@ end
 
 describe("the shared order ledger", function()
   local sb, env
-  lazy_setup(function()
-    sb = assert(sandbox.start{ pending_polls = 0, secret_key = "reuse-spec-key" })
-    env = cli.sandbox_env(sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    cli.cleanup()
-  end)
+  local start, stop = cli.sandbox_hooks({ pending_polls = 0, secret_key = "reuse-spec-key" },
+    function(s, e) sb, env = s, e end)
+  lazy_setup(start)
+  lazy_teardown(stop)
 
   local function orders_of(vin) return (sb:stats().orders_by_vin or {})[vin] or 0 end
 

@@ -147,12 +147,16 @@ describe("Redis ledger store", function()
     local replica = redis_server.start{ password = PASSWORD, replica_of = server }
     local conn = raw(server)
     local deadline = os.time() + 20
+    local synced
     repeat -- the replica's initial sync: readiness, polled
       local info = conn:call("INFO", "replication")
-      local synced = info:find("connected_slaves:1", 1, true) and info:find("state=online", 1, true)
+      synced = info:find("connected_slaves:1", 1, true) and info:find("state=online", 1, true)
       if not synced then core_sleep(0.05) end
     until synced or os.time() > deadline
     conn:close()
+    assert(synced, "the replica never came online")
+    -- a timeout a loaded machine cannot miss: WAIT returns as soon as the replica acknowledges
+    L = assert(ledger.redis(url(), { prefix = "replicas:", wait_replicas = 1, wait_timeout = 10 }))
     d = assert(L:begin{ vin = "1M8GDM9AXKP042788" })
     assert(d.claim:intent())
     d.claim:release()

@@ -118,6 +118,23 @@ function cli.sandbox_env(sb, extra)
   return env
 end
 
+--- The lazy_setup and lazy_teardown functions of a spec file with a sandbox of its own
+--- (busted's hooks are not visible from a helper module, so the file passes them on):
+--- sandbox.start(opts) before the first test, on_start(sb, env) with it and its CLI
+--- environment; after the last, the sandbox and every cli.tmpdir() go.
+function cli.sandbox_hooks(opts, on_start)
+  local sb
+  local function start()
+    sb = assert(require("maintenance_report_sandbox").start(opts))
+    on_start(sb, cli.sandbox_env(sb))
+  end
+  local function stop()
+    if sb then sb:stop() end
+    cli.cleanup()
+  end
+  return start, stop
+end
+
 function cli.json(text)
   return require("cjson").decode(text)
 end

@@ -18,10 +18,19 @@ local function capture(cmd)
   return (out:gsub("\n$", ""))
 end
 
--- Polls PING for up to 10 s: readiness, not a sleep standing in for it.
+local function log_has(self, text)
+  local f = io.open(self.dir .. "/redis.log", "r")
+  if not f then return false end
+  local log = f:read("*a")
+  f:close()
+  return log:find(text, 1, true) ~= nil
+end
+
+-- Polls PING for up to 10 s: readiness, not a sleep standing in for it. false: the port was taken.
 local function wait_ready(self)
   local deadline = os.time() + 10
   repeat
+    if log_has(self, "Address already in use") then return false end
     local conn = hiredis.connect("127.0.0.1", self.port, 0.2)
     if conn then
       if self.password then conn:call("AUTH", self.password) end
@@ -50,14 +59,16 @@ function Server:launch()
   f:write(table.concat(conf, "\n"), "\n")
   f:close()
   lib.run("chmod 600 " .. q(self.dir .. "/redis.conf"))
-  capture("rm -f " .. q(self.dir .. "/redis.pid") .. " && redis-server " .. q(self.dir .. "/redis.conf"))
-  wait_ready(self)
+  capture("rm -f " .. q(self.dir .. "/redis.pid") .. " " .. q(self.dir .. "/redis.log")
+    .. " && redis-server " .. q(self.dir .. "/redis.conf"))
+  if not wait_ready(self) then return false end
   self.pid = tonumber(capture("cat " .. q(self.dir .. "/redis.pid")))
   -- The watchdog: redis stops within a second of the spec process's death.
   local owner = tonumber(capture("echo $PPID"))
   local script = lib.ALIVE_FN .. ("while alive %d && alive %d; do sleep 1; done; alive %d && kill -KILL %d; "
     .. "alive %d || rm -rf %s"):format(owner, self.pid, self.pid, self.pid, owner, q(self.dir))
   self.watchdog = tonumber(capture("sh -c " .. q(script) .. " >/dev/null 2>&1 </dev/null & echo $!"))
+  return true
 end
 
 --- start{ password = optional, replica_of = another server (optional) } → a running server.
@@ -65,11 +76,17 @@ function redis_server.start(opts)
   opts = opts or {}
   local self = setmetatable({ password = opts.password, replica_of = opts.replica_of }, Server)
   self.dir = capture('mktemp -d "${TMPDIR:-/tmp}/maintenance-report-redis.XXXXXX"')
+  -- Below Linux's ephemeral range (32768-60999), where outgoing connections take their
+  -- ports; a port another listener holds still makes redis-server exit: then another.
+  local launched = false
   for _ = 1, 20 do
-    self.port = math.random(20000, 59999)
-    if not hiredis.connect("127.0.0.1", self.port, 0.2) then break end
+    self.port = math.random(20000, 32767)
+    if not hiredis.connect("127.0.0.1", self.port, 0.2) and self:launch() then
+      launched = true
+      break
+    end
   end
-  self:launch()
+  assert(launched, "redis-server found no free port")
   self.url = "redis://127.0.0.1:" .. self.port .. "/0"
   if newproxy then -- luacheck: ignore 113 (5.1/LuaJIT: tables get no __gc)
     self._finalizer = newproxy(true) -- luacheck: ignore 113
@@ -99,7 +116,7 @@ end
 
 --- Starts it again on the same port and directory.
 function Server:restart()
-  self:launch()
+  assert(self:launch(), "redis-server could not listen on port " .. self.port .. " again")
 end
 
 function Server:stop()
