@@ -2,16 +2,18 @@
 -- /vehicles/{vin}/report answered from the cache, against nginx serving the
 -- same bytes as a static file, under wrk, side by side in one run.
 --
--- Three contenders, each one nginx worker:
+-- Four contenders, each on one nginx worker:
 --   static  the hit's exact body as a file (location = /static, alias), X-Cache
 --           added, on the same nginx and worker as "after";
 --   after   examples/openresty of this tree (a hit answered from cache_dict);
 --   before  examples/openresty and lua/ of git branch BENCH_BASE (default main),
---           on its own nginx (a hit goes through the ledger and the client).
+--           on its own nginx (a hit goes through the ledger and the client);
+--   lua floor  a content_by_lua handler printing the same bytes from a Lua
+--           string: what any Lua answer costs over a static file.
 -- All behind the sandbox (latency_ms = 0); each VIN is bought once and read
--- until it is a hit before measuring. BENCH_ROUNDS rounds (default 5), each
--- running wrk -t1 -c BENCH_WRK_CONNECTIONS (16) -d BENCH_WRK_SECONDS (3) on the
--- three in turn. Printed per contender: requests/s and the nginx worker's CPU
+-- until it is a hit before measuring. BENCH_ROUNDS rounds (default 9), each
+-- running wrk -t1 -c BENCH_WRK_CONNECTIONS (16) -d BENCH_WRK_SECONDS (2) on the
+-- contenders in turn. Printed per contender: requests/s and the nginx worker's CPU
 -- per request (/proc utime + stime), min and median over the rounds, and the
 -- ratios to static. Target: after >= 0.8x static.
 local bench_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -22,9 +24,9 @@ local sandbox = require "maintenance_report_sandbox"
 local shell = require "maintenance_report_sandbox.shell"
 
 local BASE = os.getenv("BENCH_BASE") or "main"
-local ROUNDS = math.floor(B.env_number("BENCH_ROUNDS", 5))
+local ROUNDS = math.floor(B.env_number("BENCH_ROUNDS", 9))
 local CONNECTIONS = math.floor(B.env_number("BENCH_WRK_CONNECTIONS", 16))
-local SECONDS = math.floor(B.env_number("BENCH_WRK_SECONDS", 3))
+local SECONDS = math.floor(B.env_number("BENCH_WRK_SECONDS", 2))
 local q = shell.quote
 
 -- The example's http{} include from checkout `root`, on ${PORT}, plus `extra` locations.
@@ -47,7 +49,9 @@ end
 
 local function start_node(sb, root, extra)
   local path = ("%s/lua/?.lua;%s/lua/?/init.lua;%s/examples/openresty/?.lua;"):format(root, root, root)
-  local server = assert(nginx.start{ http = example_http(root, extra), workers = 1, main = env_lines(root),
+  -- the worker on CPU 0, wrk on CPU 1: neither migrates between rounds
+  local server = assert(nginx.start{ http = example_http(root, extra), workers = 1,
+    main = env_lines(root) .. "\nworker_cpu_affinity 01;",
     lua_path = path, lua_cpath = B.ROOT .. "/build/luajit/?.so",
     env = { MAINTENANCE_REPORT_SECRET_ID = sb.secret_id, MAINTENANCE_REPORT_SECRET_KEY = sb.secret_key,
       MAINTENANCE_REPORT_ENDPOINT = sb.base_url } })
@@ -74,7 +78,7 @@ local function warm(url)
 end
 
 local function wrk(url)
-  local out = B.sh(("wrk -t1 -c%d -d%ds %s"):format(CONNECTIONS, SECONDS, q(url)))
+  local out = B.sh(("taskset -c 1 wrk -t1 -c%d -d%ds %s"):format(CONNECTIONS, SECONDS, q(url)))
   assert(not out:find("Non-2xx", 1, true), "non-2xx answers from " .. url .. "\n" .. out)
   local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
   local requests = tonumber(out:match("(%d+) requests in"))
@@ -88,8 +92,25 @@ B.finally(function()
   B.sh(("git -C %s archive %s lua examples | tar -x -C %s"):format(q(B.ROOT), q(BASE), q(tmp)))
   local vin = sandbox.scenario_vin("normal", 13)
   local body_file = tmp .. "/report.json"
-  after = start_node(sb, B.ROOT, ("  location = /static {\n    alias %s;\n    add_header X-Cache HIT;\n  }\n")
-    :format(body_file))
+  after = start_node(sb, B.ROOT, ([[
+  location = /static {
+    alias %s;
+    add_header X-Cache HIT;
+  }
+  location = /lua-floor {
+    content_by_lua_block {
+      local body = package.loaded.bench_body
+      if not body then
+        local f = assert(io.open(%q))
+        body = f:read("*a")
+        f:close()
+        package.loaded.bench_body = body
+      end
+      ngx.header["X-Cache"] = "HIT"
+      ngx.print(body)
+    }
+  }
+]]):format(body_file, body_file))
   before = start_node(sb, tmp)
   local body = warm(after.base .. "/vehicles/" .. vin .. "/report")
   B.write_file(body_file, body)
@@ -102,6 +123,7 @@ B.finally(function()
     { name = "static", url = after.base .. "/static", node = after },
     { name = "before (" .. BASE .. ")", url = before.base .. "/vehicles/" .. vin .. "/report", node = before },
     { name = "after", url = after.base .. "/vehicles/" .. vin .. "/report", node = after },
+    { name = "lua floor", url = after.base .. "/lua-floor", node = after },
   }
   for _, c in ipairs(contenders) do c.rps, c.cpu = {}, {} end
   for _ = 1, ROUNDS do
@@ -131,7 +153,7 @@ B.finally(function()
       cpu_ratios[i] = static.cpu[i] / c.cpu[i]
     end
     local r_best, r_median = min_median(ratios, true)
-    local _, r_worst = min_median(ratios)
+    local r_worst = min_median(ratios)
     local cr_best, cr_median = min_median(cpu_ratios, true)
     print(("  %-14s %7.0f/%7.0f req/s (best/median), CPU %5.1f/%5.1f us/req (least/median);"
       .. " vs static: throughput x%.2f median (x%.2f worst, x%.2f best), CPU x%.2f median (x%.2f best)")
