@@ -14,7 +14,11 @@ local bench_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = bench_dir .. "/../?.lua;" .. package.path
 local B = require "benchlib"
 local client = require "maintenance_report.client"
-local normalize = require "maintenance_report.normalize"
+-- BENCH_PEER_NORMALIZER=reference gives the peers the pure-Lua reference normalizer
+-- (spec/helpers/normalize_reference.lua), as a peer without ours would have.
+local PEER_NORMALIZER = os.getenv("BENCH_PEER_NORMALIZER") == "reference" and "reference" or "library"
+package.path = B.ROOT .. "/spec/helpers/?.lua;" .. package.path
+local normalize = require(PEER_NORMALIZER == "reference" and "normalize_reference" or "maintenance_report.normalize")
 local analysis = require "maintenance_report.analysis"
 local cjson = require "cjson"
 local hmac = require "openssl.hmac"
@@ -87,8 +91,8 @@ B.finally(function()
   if peer then contenders[2] = { "lua-http", peer } end
   for _, k in ipairs(contenders) do k[2]() end -- warm: connections, JIT
   local times = B.rounds(ROUNDS, contenders)
-  print(("peers/concurrent %s: %d reads per run, %d in flight, %d rounds, load average %s"):format(B.interpreter,
-    N, CONCURRENCY, ROUNDS, B.sh("cut -d' ' -f1-3 /proc/loadavg")))
+  print(("peers/concurrent %s: %d reads per run, %d in flight, %d rounds, peers' normalizer: %s, load average %s")
+    :format(B.interpreter, N, CONCURRENCY, ROUNDS, PEER_NORMALIZER, B.sh("cut -d' ' -f1-3 /proc/loadavg")))
   for _, k in ipairs(contenders) do
     local t = times[k[1]]
     local paired = {}
