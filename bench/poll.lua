@@ -31,12 +31,12 @@ local RATIO_TARGET, RSS_TARGET_MIB = 1.25, 64
 -- Mean time from "ready" to the poll that sees it, for the client's schedule.
 local function mean_poll_wait(c)
   local samples, total = 100000, 0
+  local s = c:settings()
+  local o = { first_poll_delay = s.first_poll_delay, poll_growth = s.poll_growth, random = math.random }
   for _ = 1, samples do
-    local elapsed, base = 0, nil
+    local elapsed = 0
     repeat
-      local delay
-      base, delay = c:_next_wait(base, POLL_INTERVAL)
-      elapsed = elapsed + delay
+      elapsed = elapsed + client._next_wait(o, elapsed, POLL_INTERVAL)
     until elapsed >= LATENCY
     total = total + (elapsed - LATENCY)
   end

@@ -152,8 +152,9 @@ describe("the client's state", function()
     local s = assert(mr.new{ secret_id = "a", secret_key = "b" }):settings()
     for k, v in pairs(defaults.CLIENT) do assert.are.equal(v, s[k], k) end
     assert.are.equal(defaults.VERSION, mr._VERSION)
-    assert.are.same({ 10, 5, 2, 3, 900, 8 * 1024 * 1024 },
-      { s.timeout, s.connect_timeout, s.retries, s.poll_interval, s.max_wait, s.max_body })
+    assert.are.same({ 10, 5, 2, 1, 0.2, 120, 900, 8 * 1024 * 1024 },
+      { s.timeout, s.connect_timeout, s.retries, s.first_poll_delay, s.poll_growth, s.poll_interval, s.max_wait,
+        s.max_body })
   end)
 end)
 

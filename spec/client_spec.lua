@@ -45,7 +45,7 @@ describe("mr.new", function()
     assert.are.equal("market", s.source)
     assert.are.equal("https://service-plb7hsqv-1257199080.ap-shanghai.apigateway.myqcloud.com/release", s.endpoint)
     assert.are.equal("hmac-sha1", s.algorithm)
-    assert.are.same({ 10, 5, 2, 3, 900 }, { s.timeout, s.connect_timeout, s.retries, s.poll_interval, s.max_wait })
+    assert.are.same({ 10, 5, 2, 120, 900 }, { s.timeout, s.connect_timeout, s.retries, s.poll_interval, s.max_wait })
     c:close()
   end)
 end)
@@ -307,7 +307,7 @@ describe("client:query", function()
   it("orders once, polls with growing jittered waits up to poll_interval, and returns the report", function()
     local c, transport, clock = new_client({ order_ok(), { body = fake.PENDING }, { body = fake.PENDING },
       { body = fake.PENDING }, { body = fake.PENDING }, { body = fake.fixture("vendor_report_ready.json") } },
-      { first_poll_delay = 1, poll_interval = 2, random = function() return 1 end })
+      { first_poll_delay = 1, poll_growth = 0.5, poll_interval = 2, random = function() return 1 end })
     local report = assert(c:query{ vin = VIN })
     assert.are.equal("ready", report.status)
     assert.are.equal("e192e8de8e6660****46f41b", report.order_id)
@@ -316,8 +316,8 @@ describe("client:query", function()
       if req.url:find("/maintenance/order", 1, true) then orders = orders + 1 end
     end
     assert.are.equal(1, orders)
-    -- 1, 1.5, 2, 2, 2 seconds, each ×1.2 at the top of the ±20% jitter
-    local expected = { 1.2, 1.8, 2.4, 2.4, 2.4 }
+    -- after 0, 1, 2, 3, 4.5 s of polling: max(1, elapsed / 2) up to 2 (random = 1: no jitter)
+    local expected = { 1, 1, 1, 1.5, 2 }
     assert.are.equal(#expected, #clock.sleeps)
     for i, v in ipairs(expected) do assert.is_true(math.abs(clock.sleeps[i] - v) < 1e-9) end
   end)

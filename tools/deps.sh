@@ -5,6 +5,10 @@ set -eu
 set -- "$@" chromium
 set -- "$@" fonts-noto-cjk
 set -- "$@" poppler-utils
+# bench/peers/: Debian's old luacurl binding (Lua 5.1 ABI; LuaJIT loads it), a peer client.
+set -- "$@" lua-curl
+# bench/peers/: lua-http (cqueues; Debian ships it for Lua 5.1-5.3, so LuaJIT loads it).
+set -- "$@" lua-http
 # npm for playwright-core; Debian's only when none is installed (nodesource's nodejs has its own).
 command -v npm >/dev/null 2>&1 || set -- "$@" nodejs npm
 # The progress bar in a real terminal (tmux), process groups and ps for the sandbox specs.

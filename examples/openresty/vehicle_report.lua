@@ -46,6 +46,9 @@ M.settings = {
   tenant_header = false, -- request header naming the tenant for tenant_day / tenant_month (e.g. "X-Tenant")
   rate_limit = false,  -- { rate = calls/s, burst = } for the whole fleet: size it below the usage plan
   metrics_dict = "maintenance_report_metrics", -- lua_shared_dict of /metrics
+  -- lua_shared_dict of this machine's answers to cache hits, served before the ledger
+  -- is consulted (not declared: every request goes through the ledger)
+  cache_dict = "maintenance_report_cache",
 }
 
 --- Called from init_by_lua_block (more than once merges); unknown settings are a configuration error.
@@ -158,6 +161,35 @@ local function local_cache()
   return ledger_url() and shared_dict(M.settings.ledger_dict) or nil
 end
 
+-- The answers to cache hits, as bytes: a hit costs a VIN check, one dict read and
+-- one write. Only the answers of reports the ledger reused are kept, since a reused
+-- report reads the same every time, until it leaves the ledger's reuse window
+-- (cache_ttl after its order was placed, at most: the ledger counts from when it
+-- became final). Off when cache_ttl is 0, and for a Redis ledger with
+-- on_store_unavailable = "fail", which must answer 503 while Redis is down.
+local hits, hits_known
+-- The metrics dict's key of maintenance_report_reports_total{source="cache"}: built
+-- once, since building it per hit costs more than the rest of the hit
+-- (spec/openresty_cache_spec.lua reads the count back from /metrics).
+local HIT_COUNTER = 'c\tmaintenance_report_reports_total{source="cache"}'
+
+local function hit_cache()
+  if hits_known then return hits end
+  local s = M.settings
+  hits_known = true
+  if s.cache_ttl > 0 and s.cache_dict and not (ledger_url() and s.on_store_unavailable == "fail") then
+    hits = ngx.shared[s.cache_dict]
+  end
+  return hits
+end
+
+local function keep_hit(vin, report, body)
+  local cache = hit_cache()
+  if not cache or not report.reused or type(report.ordered_at) ~= "number" then return end
+  local ttl = report.ordered_at + M.settings.cache_ttl - ngx.time()
+  if ttl >= 1 then cache:set(vin, body .. "\n", ttl) end
+end
+
 -- Status, body, extra headers for vin: bought now, reused, resumed or refused by the ledger.
 local function serve(vin, tenant)
   local c, config_err = get_client()
@@ -171,6 +203,7 @@ local function serve(vin, tenant)
     report.raw = nil
     local body = json.encode(report)
     if cache and M.settings.cache_ttl > 0 then cache:safe_set("report:" .. vin, body, M.settings.cache_ttl) end
+    keep_hit(vin, report, body)
     return 200, body, { ["X-Cache"] = report.reused and "HIT" or "MISS" }
   end
   get_metrics():error(err)
@@ -200,9 +233,25 @@ local function respond(status, body, headers)
 end
 
 --- content_by_lua handler for GET /vehicles/{vin}/report.
+local CHECK_DIGIT = { check_digit = true }
+
+local function answer_hit(hit)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["X-Cache"] = "HIT"
+  get_metrics().dict:incr(HIT_COUNTER, 1, 0)
+  return ngx.print(hit)
+end
+
 function M.report(raw_vin)
-  local vin, message = mr.validate.vin(raw_vin, { check_digit = true })
+  local cache = hit_cache()
+  -- Kept answers are keyed by valid, normalized VINs: one found under the VIN as
+  -- asked needs no check. The 17 bounds the key; anything else is checked first.
+  local hit = cache and #raw_vin == 17 and cache:get(raw_vin)
+  if hit then return answer_hit(hit) end
+  local vin, message = mr.validate.vin(raw_vin, CHECK_DIGIT)
   if not vin then return respond(400, M.error_body{ kind = "invalid_input", message = message }) end
+  hit = cache and vin ~= raw_vin and cache:get(vin)
+  if hit then return answer_hit(hit) end
   local counters = shared_dict(M.settings.dict)
   counters:incr("in_flight", 1, 0)
   local tenant = M.settings.tenant_header and ngx.req.get_headers()[M.settings.tenant_header] or nil
@@ -245,9 +294,14 @@ end
 --- behind a location only you can reach. Returns true, or nil, err (ledger_busy while
 --- a request holds the VIN).
 function M.forget(raw_vin)
-  local vin, message = mr.validate.vin(raw_vin, { check_digit = true })
+  local vin, message = mr.validate.vin(raw_vin, CHECK_DIGIT)
   if not vin then return nil, { kind = "invalid_input", message = message } end
-  return get_ledger():forget{ vin = vin }
+  -- dropped before and after: a request that read the entry just before may keep it again
+  local cache = hit_cache()
+  if cache then cache:delete(vin) end
+  local ok, err = get_ledger():forget{ vin = vin }
+  if ok and cache then cache:delete(vin) end
+  return ok, err
 end
 
 return M

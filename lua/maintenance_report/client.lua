@@ -70,6 +70,7 @@ local OPTION_RULES = {
   retry_max_delay = number(0, 3600),
   poll_interval = POLL_RULES.poll_interval,
   first_poll_delay = number(0.01, 3600),
+  poll_growth = number(0, 10),
   max_wait = POLL_RULES.max_wait,
   -- below 16 KiB an order answer could be cut, and every order would end "unknown"
   max_body = number(16384, 1024 * 1024 * 1024, true),
@@ -640,11 +641,28 @@ local WAIT_RULES = { poll_interval = POLL_RULES.poll_interval, max_wait = POLL_R
 local START_REPORT_RULES = { on_done = { type = "function" } }
 for k, v in pairs(WAIT_RULES) do START_REPORT_RULES[k] = v end
 
--- The next poll wait: grows gently up to poll_interval, with ±20% jitter.
-local function next_wait(st, previous, poll_interval)
-  local base = previous and math.min(previous * 1.5, poll_interval)
-    or math.min(st.o.first_poll_delay, poll_interval)
-  return base, base * (0.8 + 0.4 * st.o.random())
+-- The next poll wait after `elapsed` seconds of polling: poll_growth × elapsed,
+-- at least first_poll_delay, at most poll_interval. A report not ready after a
+-- minute will likely take minutes, so waits grow with the time already waited:
+-- the reads stay few (about log(T) / log(1 + poll_growth)) and a report is seen
+-- at most poll_growth × T after it is ready. The jitter (up to 10% shorter) keeps
+-- many orders placed together from polling in step, and never lengthens a wait.
+local function next_wait(o, elapsed, poll_interval)
+  local base = math.min(math.max(o.first_poll_delay, o.poll_growth * elapsed), poll_interval)
+  return base * (0.9 + 0.1 * o.random())
+end
+client._next_wait = next_wait -- for bench/poll_policy.lua and spec/poll_policy_spec.lua
+
+-- Sleeps `delay`, refreshing the claim at least every third of its ttl, so a
+-- long wait does not let it expire while this node still polls.
+local function wait_holding(st, delay, claim)
+  local slice = claim and claim.ledger and claim.ledger.claim_ttl and claim.ledger.claim_ttl / 3 or delay
+  while delay > slice do
+    sleep(st, slice)
+    delay = delay - slice
+    claim:refresh()
+  end
+  sleep(st, delay)
 end
 
 -- Polls until the report is final or max_wait runs out; wait_first for a fresh order.
@@ -653,14 +671,13 @@ local function poll(st, order_id, opts, wait_first, claim)
   local o = st.o
   local poll_interval = opts.poll_interval or o.poll_interval
   local max_wait = opts.max_wait or o.max_wait
-  local deadline = o.now() + max_wait
-  local base
+  local started = o.now()
+  local deadline = started + max_wait
   local waiting = wait_first
   while true do
     if waiting then
-      local delay
-      base, delay = next_wait(st, base, poll_interval)
-      sleep(st, math.max(0, math.min(delay, deadline - o.now())))
+      local now = o.now()
+      wait_holding(st, math.max(0, math.min(next_wait(o, now - started, poll_interval), deadline - now)), claim)
     end
     waiting = true
     if claim then claim:refresh() end -- a lost claim only lets another node poll too
