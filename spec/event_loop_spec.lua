@@ -6,11 +6,11 @@ local sandbox = require "maintenance_report_sandbox"
 
 local LATENCY = 0.5 -- seconds the sandbox takes to make a report
 
--- Poll waits are first_poll_delay × (0.8 + 0.4 × random()); random = 1 puts the first
--- poll at 1.2 × LATENCY, after the report is ready, so one query is one order + one poll.
+-- The first poll wait is first_poll_delay × (0.9 + 0.1 × random()); random = 1 puts it at
+-- 1.2 × LATENCY, after the report is ready, so one query is one order + one poll.
 local function new_client(sb, extra)
   local opts = { endpoint = sb.base_url, secret_id = sb.secret_id, secret_key = sb.secret_key,
-    first_poll_delay = LATENCY, random = function() return 1 end }
+    first_poll_delay = 1.2 * LATENCY, random = function() return 1 end }
   for k, v in pairs(extra or {}) do opts[k] = v end
   return assert(mr.new(opts))
 end

@@ -194,13 +194,35 @@ local function all_records(report)
   return out
 end
 
-local function matches(r, keywords)
-  local texts = { r.type }
-  for _, item in ipairs(r.items or {}) do texts[#texts + 1] = item end
-  for _, t in ipairs(texts) do
-    local upper = t:upper() -- ASCII only: "a柱" is A柱
-    for _, k in ipairs(keywords) do
-      if upper:find(k:upper(), 1, true) then return k end
+-- Matching is ASCII-case-insensitive ("a柱" is A柱). Each record's texts and each
+-- keyword list are upper-cased once per analysis (memo), not once per comparison:
+-- that was a quarter of a report's analysis.
+local function upper_texts(memo, r)
+  local texts = memo[r]
+  if not texts then
+    texts = {}
+    if r.type then texts[1] = r.type:upper() end
+    for _, item in ipairs(r.items or {}) do texts[#texts + 1] = item:upper() end
+    memo[r] = texts
+  end
+  return texts
+end
+
+local function upper_keywords(memo, keywords)
+  local upper = memo[keywords]
+  if not upper then
+    upper = {}
+    for i, k in ipairs(keywords) do upper[i] = k:upper() end
+    memo[keywords] = upper
+  end
+  return upper
+end
+
+local function matches(memo, r, keywords)
+  local upper_keys = upper_keywords(memo, keywords)
+  for _, text in ipairs(upper_texts(memo, r)) do
+    for i, k in ipairs(upper_keys) do
+      if text:find(k, 1, true) then return keywords[i] end
     end
   end
   return nil
@@ -208,14 +230,14 @@ end
 
 local VENDOR_FLAG = { structural = "structural", flood = "flood", fire = "fire", major_component = "major_component" }
 
-local function damage(report, s, out)
+local function damage(report, s, out, memo)
   local records = all_records(report)
   local flags = report.flags or {}
   for _, cat in ipairs(analysis.DAMAGE) do
     local key, severity, zh_name, en_name = cat[1], cat[2], cat[3], cat[4]
     local hits, words, seen_word = {}, {}, {}
     for _, r in ipairs(records) do
-      local word = matches(r, s.keywords[key])
+      local word = matches(memo, r, s.keywords[key])
       if word then
         hits[#hits + 1] = r
         if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
@@ -240,17 +262,17 @@ local function damage(report, s, out)
   end
 end
 
-local function services_of(report, s)
+local function services_of(report, s, memo)
   local out = {}
   for _, r in ipairs(report.records or {}) do
     local d = r.date and civil_date.parse(r.date)
-    if d and matches(r, s.keywords.service) then out[#out + 1] = { r = r, d = d } end
+    if d and matches(memo, r, s.keywords.service) then out[#out + 1] = { r = r, d = d } end
   end
   return out
 end
 
-local function service_history(report, s, out)
-  local services = services_of(report, s)
+local function service_history(report, s, out, memo)
+  local services = services_of(report, s, memo)
   for i = 2, #services do
     local a, b = services[i - 1], services[i]
     local days = b.d - a.d
@@ -324,9 +346,10 @@ function analysis.analyze(report, opts)
     return result
   end
   local out = result.findings
+  local memo = {} -- upper-cased texts and keyword lists, for this analysis only
   odometer(report, s, out)
-  damage(report, s, out)
-  service_history(report, s, out)
+  damage(report, s, out, memo)
+  service_history(report, s, out, memo)
   -- stable sort by severity: table.sort is not stable, so sort on (rank, position)
   for i, f in ipairs(out) do f.position = i end
   table.sort(out, function(a, b)

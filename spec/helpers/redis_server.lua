@@ -71,6 +71,15 @@ function Server:launch()
   return true
 end
 
+-- From /dev/urandom: LuaJIT's math.random starts from the same seed in every process,
+-- so back-to-back spec runs would try the same ports in the same order.
+local function random_port()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local a, b = f:read(2):byte(1, 2)
+  f:close()
+  return 20000 + (a * 256 + b) % 12768
+end
+
 --- start{ password = optional, replica_of = another server (optional) } → a running server.
 function redis_server.start(opts)
   opts = opts or {}
@@ -80,7 +89,7 @@ function redis_server.start(opts)
   -- ports; a port another listener holds still makes redis-server exit: then another.
   local launched = false
   for _ = 1, 20 do
-    self.port = math.random(20000, 32767)
+    self.port = random_port()
     if not hiredis.connect("127.0.0.1", self.port, 0.2) and self:launch() then
       launched = true
       break
