@@ -15,5 +15,6 @@ for r = 1, rounds do
   times[r] = (os.clock() - t) / n * 1e6
 end
 table.sort(times)
+local median = times[math.floor((rounds + 1) / 2)]
 print(("%s: analysis.analyze %.1f us (min) %.1f us (median) per report, %d rounds of %d"):format(
-  _VERSION .. (rawget(_G, "jit") and (" " .. jit.version) or ""), times[1], times[math.floor((rounds + 1) / 2)], rounds, n))
+  _VERSION .. (rawget(_G, "jit") and (" " .. jit.version) or ""), times[1], median, rounds, n))
