@@ -199,8 +199,9 @@ describe("examples/game_loop", function()
     assert.is_true(stats.frames >= 50, "only " .. stats.frames .. " frames")
     assert.are.equal(stats.frames, #stats.step_cpu)
     -- CPU, not wall time: on a loaded machine the OS may preempt any frame. The budget is
-    -- the regular build's; under the sanitizers (make asan) everything runs ~2-4× slower.
-    local scale = tonumber(os.getenv("MR_SPEC_CPU_SCALE")) or 1
+    -- the regular build's (make test, both interpreters); under the sanitizers (make asan)
+    -- CPU times mean nothing (one first call took 11 ms there), so only the rest is checked.
+    local scale = os.getenv("MR_SPEC_SANITIZED") and math.huge or 1
     for i, t in ipairs(stats.step_cpu) do
       local limit = (stats.step_swept[i] and game_loop.GC_STEP_CPU or game_loop.STEP_CPU) * scale
       assert.is_true(t <= limit, ("frame %d: client:step took %.2f ms of CPU%s"):format(i, t * 1000,
