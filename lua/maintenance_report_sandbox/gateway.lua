@@ -92,23 +92,30 @@ end
 -- headers: request headers keyed by lower-case name (ngx.req.get_headers()).
 -- secrets: id -> key. now: epoch seconds.
 -- Returns true, id on success; false, status, message otherwise.
-function M.check(headers, secrets, now)
+-- The Authorization header both auth modes share: its fields, and the signed header
+-- names (lower-case) in order and as a set; or false, status, message.
+local function signed_header_list(headers, algorithms)
   local auth = header_value(headers, "authorization")
   if auth == nil then return false, 401, MSG.missing end
   local p = M.parse_authorization(auth)
   if not p then return false, 401, MSG.format end
   if (p.id or "") == "" or (p.signature or "") == "" then return false, 401, MSG.missing end
   if not p.algorithm or not p.headers then return false, 401, MSG.format end
-  if not hmac.algorithms[p.algorithm] then
+  if not algorithms[p.algorithm] then
     return false, 401, "HMAC algorithm " .. p.algorithm .. " not supported."
   end
-
   local names, listed = {}, {}
   for name in p.headers:gmatch("%S+") do
     name = name:lower()
     names[#names + 1] = name
     listed[name] = true
   end
+  return p, names, listed
+end
+
+function M.check(headers, secrets, now)
+  local p, names, listed = signed_header_list(headers, hmac.algorithms)
+  if not p then return false, names, listed end
 
   if listed["x-date"] then
     local xdate = header_value(headers, "x-date")
@@ -165,20 +172,8 @@ end
 -- decoded query arguments. Returns true, id, or false, status, message (a
 -- mismatch echoes the server's string to sign with # for each newline).
 function M.check_app(headers, method, path, args, secrets, now)
-  local auth = header_value(headers, "authorization")
-  if auth == nil then return false, 401, MSG.missing end
-  local p = M.parse_authorization(auth)
-  if not p then return false, 401, MSG.format end
-  if (p.id or "") == "" or (p.signature or "") == "" then return false, 401, MSG.missing end
-  if not p.algorithm or not p.headers then return false, 401, MSG.format end
-  if not M.APP_ALGORITHMS[p.algorithm] then
-    return false, 401, "HMAC algorithm " .. p.algorithm .. " not supported."
-  end
-  local names, listed = {}, {}
-  for name in p.headers:gmatch("%S+") do
-    names[#names + 1] = name:lower()
-    listed[name:lower()] = true
-  end
+  local p, names, listed = signed_header_list(headers, M.APP_ALGORITHMS)
+  if not p then return false, names, listed end
   if not listed["x-date"] then return false, 401, MSG.xdate_invalid end
   if repeated(headers, names) then return false, 401, MSG.multiple end
   local t = headers["x-date"] and ngx.parse_http_time(headers["x-date"])
