@@ -415,8 +415,6 @@ local function order_failure(err)
   return nil, err
 end
 
-local REFUSED_BEFORE_SEND = { ledger = true, store_unavailable = true, budget_exceeded = true }
-
 local function create_order(st, params, hooks)
   local attempt = 1
   while true do
@@ -428,8 +426,8 @@ local function create_order(st, params, hooks)
       if order then return order end
       return order_failure(err)
     end
-    -- a refusal before sending (ledger, store, budget) already says not_placed
-    if REFUSED_BEFORE_SEND[err.kind] then return nil, err end
+    -- a refusal before sending (the ledger, its store, a budget) comes with its outcome decided
+    if err.order_outcome then return nil, err end
     if not (classify.order_retryable(err) and attempt <= st.o.retries) then return order_failure(err) end
     wait_before_retry(st, attempt, "create_order")
     attempt = attempt + 1
