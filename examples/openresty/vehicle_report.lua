@@ -155,10 +155,13 @@ local function get_client()
   return client
 end
 
--- With Redis as the ledger, this machine keeps the finished reports it served in
--- its shm dict too, so that they can still be read while Redis is down.
+-- With Redis as the ledger and on_store_unavailable = "serve_local", this machine
+-- keeps the finished reports it served in its shm dict too, so that they can still
+-- be read while Redis is down (for cache_ttl). Otherwise nothing is kept.
 local function local_cache()
-  return ledger_url() and shared_dict(M.settings.ledger_dict) or nil
+  local s = M.settings
+  if not (s.cache_ttl > 0 and s.on_store_unavailable == "serve_local" and ledger_url()) then return nil end
+  return shared_dict(s.ledger_dict)
 end
 
 -- The answers to cache hits, as bytes: a hit costs a VIN check, one dict read and
@@ -202,12 +205,12 @@ local function serve(vin, tenant)
     end
     report.raw = nil
     local body = json.encode(report)
-    if cache and M.settings.cache_ttl > 0 then cache:safe_set("report:" .. vin, body, M.settings.cache_ttl) end
+    if cache then cache:safe_set("report:" .. vin, body, M.settings.cache_ttl) end
     keep_hit(vin, report, body)
     return 200, body, { ["X-Cache"] = report.reused and "HIT" or "MISS" }
   end
   get_metrics():error(err)
-  if err.kind == "store_unavailable" and cache and M.settings.on_store_unavailable == "serve_local" then
+  if err.kind == "store_unavailable" and cache then
     local body = cache:get("report:" .. vin)
     if body then return 200, body, { ["X-Cache"] = "LOCAL" } end
   end
