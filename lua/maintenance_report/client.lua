@@ -734,6 +734,9 @@ local function query(st, args, progress)
       progress.ordering = false
       if not order then return nil, oerr end
       order_id = order.order_id
+    else
+      local held, herr = claim:polling()
+      if not held then return ledger_failure(st, herr, { order_id = order_id }) end
     end
     progress.order_id = order_id
     -- a fresh order is never ready at once; a resumed one may be

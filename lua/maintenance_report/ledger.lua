@@ -24,6 +24,7 @@
 --     before the first request byte
 --     → true | nil, err (kind "ledger", "store_unavailable" or, from intent, "budget_exceeded";
 --       err.order_id set when an order id could not be recorded)
+--   C:polling() → true | nil, err (a poll decision's holder, before it polls)
 --   C:refresh() → true | nil, err;  C:release() → true (always call it, also after errors)
 --   L:get(fields_or_key) → entry | nil | nil, err;  L:list() → entries (by updated_at) | nil, err
 --   L:forget(key) → true | nil, err;  L:stats() → { entries, by_state, orders, reused } | nil, err
@@ -216,6 +217,17 @@ function Claim:final(status, report)
   if report ~= nil and type(report) ~= "table" then error("claim:final: report must be a table", 2) end
   self:check_state("final", FROM_INTENT_OR_PLACED)
   return self:write{ state = status, report = util.copy(report) or false, reason = false }
+end
+
+--- Before the holder of a "poll" decision starts polling: marks a released entry held
+--- again, so that should this holder die too, the next one takes it over (only with
+--- track_takeovers; a holder that only reads the order id writes nothing).
+function Claim:polling()
+  local entry = self.entry
+  if not (self.ledger.track_takeovers and entry and entry.state == "placed" and entry.released) then
+    return true
+  end
+  return self:write({ state = "placed", released = false }, nil, false)
 end
 
 --- Extends the claim's ttl (shm); call it during long polls.
@@ -421,13 +433,8 @@ function Ledger:decide(claim, entry, opts, joined)
     end
     -- Every holder that stops polling marks the entry released; one that is not
     -- was left by a holder that died or lost its claim: this one takes it over.
-    local taken_over = not entry.released
-    if not taken_over then
-      -- held again: should this holder die too, the next one takes over
-      local ok, err = claim:write({ state = "placed", released = false }, nil, false)
-      if not ok then return nil, err end
-    end
-    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim, taken_over = taken_over }
+    return { action = "poll", order_id = entry.order_id, entry = entry, claim = claim,
+      taken_over = not entry.released }
   end
   if state == "intent" then
     -- This claim is held, so the intent's writer is gone. Unarmed on this very
