@@ -34,11 +34,14 @@ end
 --- left is cancelled), on_report(vin, report, err).
 --- Returns {frames=, slow_frames=, max_frame=, step_times={…} (wall), max_step=,
 --- step_cpu={…} (CPU seconds of this thread), step_swept={…} (true: the collector swept in
---- that step), max_step_cpu= (steps without a sweep), max_gc_step_cpu=, results={vin={report, err}}}.
+--- that step), over_budget={[frame]={minor_faults=, major_faults=,
+--- involuntary_switches=, heap_kib=, heap_after_kib=}} (steps over M.STEP_CPU: getrusage of
+--- this thread, to tell the client's work from the kernel's), max_step_cpu= (steps without a
+--- sweep), max_gc_step_cpu=, results={vin={report, err}}}.
 function M.run(opts)
   local client = opts.client
   local stats = { frames = 0, slow_frames = 0, max_frame = 0, step_times = {}, max_step = 0,
-    step_cpu = {}, step_swept = {}, max_step_cpu = 0, max_gc_step_cpu = 0, results = {} }
+    step_cpu = {}, step_swept = {}, over_budget = {}, max_step_cpu = 0, max_gc_step_cpu = 0, results = {} }
   local running, handles = 0, {}
   for _, vin in ipairs(opts.vins) do
     running = running + 1
@@ -55,11 +58,22 @@ function M.run(opts)
     simulate_work(opts.work or 0.005)
     -- The client's share of the frame: what the game gives up for the queries.
     local heap = collectgarbage("count")
+    local usage = core.thread_usage()
     local step_start, cpu_start = core.monotime(), core.thread_cputime()
     client:step(0)
     local step_time, step_cpu = core.monotime() - step_start, core.thread_cputime() - cpu_start
     -- A sweep (the heap shrank) collected the whole program's garbage, not only the client's.
-    local swept = collectgarbage("count") < heap
+    local heap_after = collectgarbage("count")
+    local swept = heap_after < heap
+    if step_cpu > M.STEP_CPU then
+      -- Over budget: keep what tells the client's own work from the kernel's (getrusage's
+      -- user/system split is sampled at the scheduler tick: no use at this scale).
+      local now = core.thread_usage()
+      stats.over_budget[#stats.step_cpu + 1] = {
+        minor_faults = now.minor_faults - usage.minor_faults, major_faults = now.major_faults - usage.major_faults,
+        involuntary_switches = now.involuntary_switches - usage.involuntary_switches,
+        heap_kib = heap, heap_after_kib = heap_after }
+    end
     stats.step_cpu[#stats.step_cpu + 1] = step_cpu
     stats.step_swept[#stats.step_swept + 1] = swept
     if swept then

@@ -204,8 +204,12 @@ describe("examples/game_loop", function()
     local scale = os.getenv("MR_SPEC_SANITIZED") and math.huge or 1
     for i, t in ipairs(stats.step_cpu) do
       local limit = (stats.step_swept[i] and game_loop.GC_STEP_CPU or game_loop.STEP_CPU) * scale
-      assert.is_true(t <= limit, ("frame %d: client:step took %.2f ms of CPU%s"):format(i, t * 1000,
-        stats.step_swept[i] and " (with a GC sweep)" or ""))
+      local why = stats.over_budget[i]
+      assert.is_true(t <= limit, ("frame %d: client:step took %.2f ms of CPU%s%s"):format(i, t * 1000,
+        stats.step_swept[i] and " (with a GC sweep)" or "", why and
+        (": %d minor and %d major page faults, %d preemptions, heap %d → %d KiB")
+          :format(why.minor_faults, why.major_faults,
+            why.involuntary_switches, why.heap_kib, why.heap_after_kib) or ""))
     end
     io.stderr:write(("\ngame loop: %d frames, longest client:step %.2f ms CPU (%.2f ms wall), %d frames over 20 ms\n")
       :format(stats.frames, stats.max_step_cpu * 1000, stats.max_step * 1000, stats.slow_frames))

@@ -249,11 +249,18 @@ describe("1,000 failing calls", function()
       pid = assert(f:read("*l"):match("^(%d+)"))
       f:close()
     end
-    local p = assert(io.popen("ls /proc/" .. pid .. "/fd"))
-    local n = 0
-    for _ in p:lines() do n = n + 1 end
+    -- ls -l names what each descriptor is, so that a failure says which one grew
+    local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd"))
+    local n, names = 0, {}
+    for line in p:lines() do
+      local fd, target = line:match("(%d+) %-> (.*)$")
+      if fd then
+        n = n + 1
+        names[#names + 1] = fd .. "=" .. target
+      end
+    end
     p:close()
-    return n
+    return n, table.concat(names, " ")
   end
 
   local function new_client(endpoint)
@@ -281,7 +288,7 @@ describe("1,000 failing calls", function()
       clients[i]:create_order{ vin = fm.NORMAL_VIN, retry_unknown = true }
       clients[i]:get_report(fm.ORDER_ID)
     end
-    local before = open_fds()
+    local before, before_names = open_fds()
     local calls, wrong = 0, {}
     for round = 1, 1000 / (2 * #FAST) do
       for i, f in ipairs(FAST) do
@@ -298,11 +305,12 @@ describe("1,000 failing calls", function()
         end
       end
     end
-    local after = open_fds()
+    local after, after_names = open_fds()
     for _, c in ipairs(clients) do c:close() end
     assert.are.equal(1000, calls)
     assert.are.same({}, wrong)
-    assert.is_true(after <= before, ("%d descriptors before, %d after 1,000 failing calls"):format(before, after))
+    assert.is_true(after <= before, ("%d descriptors before, %d after 1,000 failing calls\nbefore: %s\nafter: %s")
+      :format(before, after, before_names, after_names))
     -- 125 rounds + the warm-up: every order reached the server exactly once per call
     local counts = server:counts()
     for _, f in ipairs(FAST) do
@@ -322,10 +330,11 @@ describe("1,000 failing calls", function()
       end
     end
     one_round()
-    local before = open_fds()
+    local before, before_names = open_fds()
     for _ = 1, 25 do one_round() end
     collectgarbage()
-    local after = open_fds()
-    assert.is_true(after <= before, ("%d descriptors before, %d after"):format(before, after))
+    local after, after_names = open_fds()
+    assert.is_true(after <= before, ("%d descriptors before, %d after\nbefore: %s\nafter: %s")
+      :format(before, after, before_names, after_names))
   end)
 end)
