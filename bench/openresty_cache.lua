@@ -9,7 +9,7 @@
 --   before  examples/openresty and lua/ of git branch BENCH_BASE (default main),
 --           on its own nginx (a hit goes through the ledger and the client);
 --   lua floor  a content_by_lua handler printing the same bytes from a Lua
---           string: what any Lua answer costs over a static file.
+--           string, with their length: what any Lua answer costs over a static file.
 -- All behind the sandbox (latency_ms = 0); each VIN is bought once and read
 -- until it is a hit before measuring. BENCH_ROUNDS rounds (default 9), each
 -- running wrk -t1 -c BENCH_WRK_CONNECTIONS (16) -d BENCH_WRK_SECONDS (2) on the
@@ -106,6 +106,7 @@ B.finally(function()
         f:close()
         package.loaded.bench_body = body
       end
+      ngx.header["Content-Length"] = #body
       ngx.header["X-Cache"] = "HIT"
       ngx.print(body)
     }
