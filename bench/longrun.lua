@@ -31,12 +31,16 @@ local function own_pid()
   return tonumber(pid)
 end
 
--- VmRSS in KiB and the number of open fds of process pid.
+-- VmRSS in KiB, the number of open fds of process pid, and what they are
+-- ("3=socket:[1234] 4=pipe ..."; a reconnection shows as a new socket). For this
+-- process, the pipe popen reads the listing from is in every sample alike.
+local LIST_FDS = [[for fd in *; do printf '%s=%s ' "$fd" "$(readlink "$fd")"; done]]
 local function process_facts(pid)
   local status = B.read_file("/proc/" .. pid .. "/status")
-  local fds = tonumber(B.sh("ls /proc/" .. pid .. "/fd | wc -l"))
-  -- for this process, the pipe popen reads the listing from counts in every sample alike
-  return tonumber(status:match("VmRSS:%s*(%d+)")), fds
+  local listing = B.sh("cd /proc/" .. pid .. "/fd && " .. LIST_FDS):gsub("pipe:%[%d+%]", "pipe")
+  local fds = 0
+  for _ in listing:gmatch("%S+") do fds = fds + 1 end
+  return tonumber(status:match("VmRSS:%s*(%d+)")), fds, listing
 end
 
 local function check(report, err)
@@ -49,8 +53,11 @@ local function print_series(name, series)
   print(("%s: %d reads, a sample every %d, load average %s"):format(name, READS, SAMPLE,
     B.sh("cut -d' ' -f1-3 /proc/loadavg"):gsub("\n", "")))
   print("      reads   VmRSS KiB   fds   Lua heap KiB   CPU us/read")
+  local listing
   for _, s in ipairs(series) do
     print(("  %9d   %9d   %3d   %12.0f   %11.1f"):format(s.reads, s.rss, s.fds, s.heap, s.cpu_us))
+    if s.listing ~= listing then print("              fds: " .. s.listing) end
+    listing = s.listing
   end
   local first, last = series[1], series[#series]
   local rss_growth, fd_growth = last.rss - first.rss, last.fds - first.fds
@@ -75,8 +82,8 @@ local function curl_part(fixture)
     for _ = 1, SAMPLE do check(c:get_report(B.ORDER_ID)) end
     local cpu = os.clock() - cpu0
     reads = reads + SAMPLE
-    local rss, fds = process_facts(pid)
-    series[#series + 1] = { reads = reads, rss = rss, fds = fds, heap = collectgarbage("count"),
+    local rss, fds, listing = process_facts(pid)
+    series[#series + 1] = { reads = reads, rss = rss, fds = fds, listing = listing, heap = collectgarbage("count"),
       cpu_us = cpu / SAMPLE * 1e6 }
   end
   c:close()
@@ -129,8 +136,9 @@ local function ngx_part(fixture)
       local heap, cpu_us = out:match("^([%d.e+]+) ([%d.e+]+)$")
       assert(heap, out .. "\n" .. tostring(node:error_log()))
       reads = reads + SAMPLE
-      local rss, fds = process_facts(worker[1])
-      series[#series + 1] = { reads = reads, rss = rss, fds = fds, heap = tonumber(heap), cpu_us = tonumber(cpu_us) }
+      local rss, fds, listing = process_facts(worker[1])
+      series[#series + 1] = { reads = reads, rss = rss, fds = fds, listing = listing, heap = tonumber(heap),
+        cpu_us = tonumber(cpu_us) }
     end
     ok = print_series("longrun ngx (LuaJIT in one nginx worker, cosocket transport)", series)
   end, function() node:stop() end)
@@ -140,7 +148,27 @@ end
 local parts = {}
 for _, a in ipairs(arg or {}) do parts[a] = true end
 if not next(parts) then parts = { curl = true, ngx = true } end
-local fixture = B.start_fixture_server(1)
+-- benchlib's fixture, with a keep-alive limit above the run's reads: nginx closes a
+-- connection after keepalive_requests, and the fd count of a sample taken just then
+-- would be one short.
+local function start_fixture()
+  local server = assert(nginx.start{ http = ([[
+  server {
+    listen 127.0.0.1:${PORT};
+    keepalive_requests %d;
+    keepalive_timeout 300s;
+    location = /release/maintenance_report/get {
+      default_type text/html;
+      add_header X-Api-RequestId 0123456789abcdef0123456789abcdef;
+      alias %s;
+    }
+  }
+]]):format(READS * 2, B.FIXTURE), workers = 1 })
+  server.base_url = "http://127.0.0.1:" .. server.port .. "/release"
+  return server
+end
+
+local fixture = start_fixture()
 local all = true
 B.finally(function()
   if parts.curl then all = curl_part(fixture) and all end
