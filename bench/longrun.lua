@@ -17,6 +17,7 @@
 local bench_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = bench_dir .. "/?.lua;" .. package.path
 local B = require "benchlib"
+local lfs = require "lfs"
 local nginx = require "maintenance_report_sandbox.nginx_runner"
 
 local READS = math.floor(B.env_number("BENCH_READS", 1e6))
@@ -32,15 +33,21 @@ local function own_pid()
 end
 
 -- VmRSS in KiB, the number of open fds of process pid, and what they are
--- ("3=socket:[1234] 4=pipe ..."; a reconnection shows as a new socket). For this
--- process, the pipe popen reads the listing from is in every sample alike.
-local LIST_FDS = [[for fd in *; do printf '%s=%s ' "$fd" "$(readlink "$fd")"; done]]
+-- ("3=socket:[1234] 4=pipe ..."; a reconnection shows as a new socket). Listed in
+-- this process (lfs): a child listing its parent's fds would race with the parent
+-- closing its end of the pipe to that child. For this process, the directory's
+-- own fd is in every sample alike.
 local function process_facts(pid)
   local status = B.read_file("/proc/" .. pid .. "/status")
-  local listing = B.sh("cd /proc/" .. pid .. "/fd && " .. LIST_FDS):gsub("pipe:%[%d+%]", "pipe")
-  local fds = 0
-  for _ in listing:gmatch("%S+") do fds = fds + 1 end
-  return tonumber(status:match("VmRSS:%s*(%d+)")), fds, listing
+  local dir = "/proc/" .. pid .. "/fd/"
+  local names = {}
+  for fd in lfs.dir(dir) do
+    if fd ~= "." and fd ~= ".." then
+      names[#names + 1] = fd .. "=" .. tostring(lfs.symlinkattributes(dir .. fd, "target")):gsub("pipe:%[%d+%]", "pipe")
+    end
+  end
+  table.sort(names)
+  return tonumber(status:match("VmRSS:%s*(%d+)")), #names, table.concat(names, " ")
 end
 
 local function check(report, err)
