@@ -5,6 +5,7 @@
 -- written from api.md and issue 6, not read from the code or the generated file.
 local mr = require "maintenance_report"
 local fm = require "helpers.fault_matrix"
+local fds = require "helpers.fds"
 
 -- What the README's rules say for each fault, written from api.md and the
 -- money rule, not read from the code or the generated table.
@@ -242,26 +243,7 @@ describe("1,000 failing calls", function()
   lazy_setup(function() server = fm.start_fault_server() end)
   lazy_teardown(function() if server then server:stop() end end)
 
-  local pid
-  local function open_fds()
-    if not pid then
-      local f = assert(io.open("/proc/self/stat", "r")) -- opened by this process: its own pid
-      pid = assert(f:read("*l"):match("^(%d+)"))
-      f:close()
-    end
-    -- ls -l names what each descriptor is, so that a failure says which one grew
-    local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd"))
-    local n, names = 0, {}
-    for line in p:lines() do
-      local fd, target = line:match("(%d+) %-> (.*)$")
-      if fd then
-        n = n + 1
-        names[#names + 1] = fd .. "=" .. target
-      end
-    end
-    p:close()
-    return n, table.concat(names, " ")
-  end
+  local function open_fds() return fds.list() end
 
   local function new_client(endpoint)
     return assert(mr.new{ secret_id = fm.SECRET_ID, secret_key = fm.SECRET_KEY, endpoint = endpoint,

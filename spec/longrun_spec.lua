@@ -3,7 +3,7 @@
 -- each transport against a private nginx serving the listing's sample report,
 -- the process's fds equal and its Lua heap and RSS within a bound after warm-up.
 -- It measures memory, never time.
-local lfs = require "lfs"
+local fd_list = require "helpers.fds"
 local nginx = require "maintenance_report_sandbox.nginx_runner"
 local shell = require "helpers.shell"
 
@@ -55,20 +55,10 @@ local WORKER = [[
 ]]
 
 -- VmRSS in KiB, the open fds' count and what they are ("3=socket:[1234] 4=pipe ...").
--- Listed in this process (lfs): a child listing its parent's fds would race with the
--- parent closing its end of the pipe to that child. Listing our own fds counts the
--- directory's, in every sample alike.
 local function facts(pid)
   local status = assert(shell.read_file("/proc/" .. pid .. "/status"))
-  local dir = "/proc/" .. pid .. "/fd/"
-  local names = {}
-  for fd in lfs.dir(dir) do
-    if fd ~= "." and fd ~= ".." then
-      names[#names + 1] = fd .. "=" .. tostring(lfs.symlinkattributes(dir .. fd, "target")):gsub("pipe:%[%d+%]", "pipe")
-    end
-  end
-  table.sort(names)
-  return tonumber(status:match("VmRSS:%s*(%d+)")), #names, table.concat(names, " ")
+  local count, listing = fd_list.list(pid)
+  return tonumber(status:match("VmRSS:%s*(%d+)")), count, listing
 end
 
 local function own_pid()
