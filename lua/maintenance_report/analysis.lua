@@ -228,40 +228,34 @@ end
 -- could give such a list) take the per-text path, which gives the same answer.
 local SEP = "\0"
 
--- index = { text = the joined upper-cased texts, parts = the texts as given,
---   starts = { byte where text t starts, then one past the end }, owner = { record of text t },
---   last = { record -> its last text }, n = number of texts }
+-- index = { text = every record's texts, upper-cased, joined by SEP, records
+--   one after the other; starts = { byte where record j's texts start, then one
+--   past the end }; owner = { record j }, n = number of records with a text }
 local function text_index(records_lists)
-  local parts, starts, owner, last = {}, {}, {}, {}
+  local parts, starts, owner, seen = {}, {}, {}, {}
+  local concat = table.concat
   local pos, n = 1, 0
   for _, records in ipairs(records_lists) do
     for _, r in ipairs(records) do
-      if not last[r] then
-        local t = r.type
-        if t then
+      if not seen[r] then
+        seen[r] = true
+        local t, items = r.type, r.items
+        local joined = items and items[1] ~= nil and concat(items, SEP) or nil
+        if t then joined = joined and (t .. SEP .. joined) or t end
+        if joined then
           n = n + 1
-          parts[n], starts[n], owner[n] = t, pos, r
-          pos = pos + #t + 1
+          parts[n], starts[n], owner[n] = joined, pos, r
+          pos = pos + #joined + 1
         end
-        local items = r.items
-        if items then
-          for _, item in ipairs(items) do
-            n = n + 1
-            parts[n], starts[n], owner[n] = item, pos, r
-            pos = pos + #item + 1
-          end
-        end
-        last[r] = n
       end
     end
   end
   starts[n + 1] = pos
-  return { text = table.concat(parts, SEP):upper(), parts = parts, starts = starts, owner = owner,
-    last = last, n = n }
+  return { text = concat(parts, SEP):upper(), starts = starts, owner = owner, n = n }
 end
 
--- The text holding byte pos: the last t with starts[t] <= pos.
-local function text_at(starts, n, pos)
+-- The record holding byte pos: the last j with starts[j] <= pos.
+local function record_at(starts, n, pos)
   local lo, hi = 1, n
   while lo < hi do
     local mid = math.floor((lo + hi + 1) / 2)
@@ -297,15 +291,31 @@ local function upper_keywords(keywords)
   return cached
 end
 
+-- Which of record r's texts holds byte pos of the index, its texts starting at byte start
+-- (by their lengths: a text may hold a NUL itself).
+local function text_of(r, start, pos)
+  local t, after = 0, start
+  if r.type then
+    t, after = 1, start + #r.type + 1
+    if pos < after then return t end
+  end
+  for _, item in ipairs(r.items or EMPTY) do
+    t, after = t + 1, after + #item + 1
+    if pos < after then return t end
+  end
+  return t
+end
+
 -- record -> the matching keyword (as given), for every record of the index that matches.
 local function match_list(index, keywords)
   local kw = upper_keywords(keywords)
   local found = {}
-  if kw.n == 0 or index.n == 0 then return found end
-  local text, starts, owner, last, n = index.text, index.starts, index.owner, index.last, index.n
+  local n = index.n
+  if kw.n == 0 or n == 0 then return found end
   local find = string.find
   if kw.plain then
-    local byte, best = string.byte, {} -- best: record -> text index of its best hit so far
+    local text, starts, owner = index.text, index.starts, index.owner
+    local byte, best = string.byte, {} -- best: record -> byte of its best hit so far
     for i = 1, kw.n do
       local k, rest = kw.upper[i], kw.tail[i]
       local lead = rest and byte(k, 1)
@@ -320,22 +330,28 @@ local function match_list(index, keywords)
           at = find(text, k, init, true)
         end
         if not at then break end
-        local t = text_at(starts, n, at)
-        local r = owner[t]
+        local j = record_at(starts, n, at)
+        local r = owner[j]
         local b = best[r]
-        if not b or t < b then best[r], found[r] = t, kw.original[i] end
-        init = starts[last[r] + 1] -- the next record's first text (or the end)
+        -- a later keyword wins only in an earlier text of the record
+        if not b or (at < b and text_of(r, starts[j], at) < text_of(r, starts[j], b)) then
+          best[r], found[r] = at, kw.original[i]
+        end
+        init = starts[j + 1] -- the next record's texts (or the end)
       end
     end
   else
-    local parts, upper = index.parts, {}
-    for t = 1, n do
-      local r = owner[t]
-      if found[r] == nil then
-        upper[t] = upper[t] or parts[t]:upper()
+    for j = 1, n do
+      local r = index.owner[j]
+      local texts = {}
+      if r.type then texts[1] = r.type end
+      for _, item in ipairs(r.items or EMPTY) do texts[#texts + 1] = item end
+      for _, t in ipairs(texts) do
+        local upper = t:upper()
         for i = 1, kw.n do
-          if find(upper[t], kw.upper[i], 1, true) then found[r] = kw.original[i] break end
+          if find(upper, kw.upper[i], 1, true) then found[r] = kw.original[i] break end
         end
+        if found[r] then break end
       end
     end
   end
@@ -348,13 +364,17 @@ local function damage(report, s, out, index, records)
   local flags = report.flags or {}
   for _, cat in ipairs(analysis.DAMAGE) do
     local key, severity, zh_name, en_name = cat[1], cat[2], cat[3], cat[4]
-    local hits, words, seen_word = {}, {}, {}
     local found = match_list(index, s.keywords[key])
-    for _, r in ipairs(records) do
-      local word = found[r]
-      if word then
-        hits[#hits + 1] = r
-        if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
+    local hits, words = EMPTY, nil
+    if next(found) ~= nil then
+      local seen_word = {}
+      hits, words = {}, {}
+      for _, r in ipairs(records) do
+        local word = found[r]
+        if word then
+          hits[#hits + 1] = r
+          if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
+        end
       end
     end
     local flag = VENDOR_FLAG[key] and flags[VENDOR_FLAG[key]]
