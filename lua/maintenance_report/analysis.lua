@@ -199,16 +199,38 @@ local function odometer(report, s, out)
   end
 end
 
--- Every record once, from the main list and the vendor's analysis lists.
+-- A record's identity for all_records: equal ids are the same visit.
+local function record_id(r)
+  local str = tostring
+  return str(r.date) .. "\0" .. str(r.mileage) .. "\0" .. str(r.type) .. "\0" .. table.concat(r.items or EMPTY, "\1")
+end
+
+-- Every record once, from the main list and the vendor's analysis lists: the
+-- first of each id, in list order. Ids are only built for records that share
+-- the id's start (the date, up to any NUL) with an earlier one: most dates are
+-- unique, and hashing long ids as table keys was a tenth of an analysis.
 local function all_records(report)
-  local out, seen = {}, {}
-  local concat, str = table.concat, tostring
+  local out, first, ids = {}, {}, {}
   for _, key in ipairs(RECORD_LISTS) do
     for _, r in ipairs(report[key] or EMPTY) do
-      local id = str(r.date) .. "\0" .. str(r.mileage) .. "\0" .. str(r.type) .. "\0" .. concat(r.items or EMPTY, "\1")
-      if not seen[id] then
-        seen[id] = true
+      local head = tostring(r.date)
+      local nul = head:find("\0", 1, true)
+      if nul then head = head:sub(1, nul - 1) end
+      local earlier = first[head]
+      if earlier == nil then
+        first[head] = r
         out[#out + 1] = r
+      else
+        local seen = ids[head]
+        if not seen then
+          seen = { [record_id(earlier)] = true }
+          ids[head] = seen
+        end
+        local id = record_id(r)
+        if not seen[id] then
+          seen[id] = true
+          out[#out + 1] = r
+        end
       end
     end
   end
