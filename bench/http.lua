@@ -104,11 +104,13 @@ end
 -- microseconds per call: the whole call; the same call on a canned transport
 -- that returns the fixture without any network ("offline"); core session:request
 -- alone (same URL and signed headers); core.sign; json_decode; normalize =
--- (json_decode + normalize.report) - json_decode. Derived: http_in_situ =
--- get_report - offline; client_logic = offline - sign - decode - normalize.
+-- (json_decode + normalize.report) - json_decode; analysis.analyze of the
+-- normalized report. Derived: http_in_situ = get_report - offline;
+-- client_logic = offline - sign - decode - normalize - analysis.
 local function breakdown(server)
   local core = require "maintenance_report.core"
   local normalize = require "maintenance_report.normalize"
+  local analysis = require "maintenance_report.analysis"
   local c = new_client(server)
   local session = core.session{ timeout = 10, connect_timeout = 5 }
   local req = { method = "GET", url = server.report_url, timeout = 10, connect_timeout = 5,
@@ -122,6 +124,7 @@ local function breakdown(server)
   local sign_opts = { secret_id = "AKIDbench", secret_key = "bench-secret", source = "market",
     algorithm = "hmac-sha1", headers = "x-date x-source" }
   req.headers = core.sign(sign_opts)
+  local report = normalize.report(core.json_decode(body), "ready", B.ORDER_ID, { utc_offset_hours = 8 })
   check(c:get_report(B.ORDER_ID))
   local times = B.rounds(ROUNDS, {
     { "get_report", function() for _ = 1, N do check(c:get_report(B.ORDER_ID)) end end },
@@ -134,6 +137,7 @@ local function breakdown(server)
         normalize.report(core.json_decode(body), "ready", B.ORDER_ID, { utc_offset_hours = 8 })
       end
     end },
+    { "analysis", function() for _ = 1, N do analysis.analyze(report) end end },
   })
   local us = {}
   for k, list in pairs(times) do us[k] = B.min(list) / N * 1e6 end
@@ -142,8 +146,8 @@ local function breakdown(server)
     { "get_report_us", B.fmt(us.get_report, 1) }, { "offline_us", B.fmt(us.offline, 1) },
     { "http_alone_us", B.fmt(us.http, 1) }, { "http_in_situ_us", B.fmt(us.get_report - us.offline, 1) },
     { "sign_us", B.fmt(us.sign, 1) }, { "decode_us", B.fmt(us.decode, 1) },
-    { "normalize_us", B.fmt(us.normalize, 1) },
-    { "client_logic_us", B.fmt(us.offline - us.sign - us.decode_normalize, 1) },
+    { "normalize_us", B.fmt(us.normalize, 1) }, { "analysis_us", B.fmt(us.analysis, 1) },
+    { "client_logic_us", B.fmt(us.offline - us.sign - us.decode_normalize - us.analysis, 1) },
   })
   B.note("one sequential get_report, by part (see bench/http.lua); curl -K needs "
     .. "1e6/curl_rps us per URL")

@@ -459,7 +459,20 @@ static int l_sign(lua_State *L)
 typedef struct {
     sign_params p; /* every string owned: one malloc each, the key cleansed on release */
     int closed;
+    /* The last signature: the same second signs to the same headers, and a
+       client sends many requests a second. Neither string is secret (both go
+       out in, or are rebuilt from, the request). */
+    time_t cached_when;
+    char *cached_auth, *cached_sts; /* NULL: nothing cached */
+    size_t cached_auth_len, cached_sts_len;
 } mr_signer;
+
+static void drop_cache(mr_signer *sg)
+{
+    free(sg->cached_auth);
+    free(sg->cached_sts);
+    sg->cached_auth = sg->cached_sts = NULL;
+}
 
 static void free_string(const char *s, size_t len, int secret)
 {
@@ -472,6 +485,7 @@ static void free_string(const char *s, size_t len, int secret)
 
 static void signer_close(mr_signer *sg)
 {
+    drop_cache(sg);
     free_string(sg->p.key, sg->p.key_len, 1);
     free_string(sg->p.id, sg->p.id_len, 0);
     free_string(sg->p.source, sg->p.source_len, 0);
@@ -564,7 +578,44 @@ static int l_signer_new(lua_State *L)
 static int l_signer_sign(lua_State *L)
 {
     mr_signer *sg = check_signer(L);
-    return push_signature(L, &sg->p, opt_date(L, 2, "signer:sign"), 0);
+    time_t when = opt_date(L, 2, "signer:sign");
+    char date[MR_HTTP_DATE_LEN + 1];
+    signed_list list;
+    size_t i, len;
+    const char *auth, *sts;
+    int n;
+    if (sg->cached_auth != NULL && sg->cached_when == when && mr_http_date(when, date) == 0 &&
+        split_list(L, &sg->p, date, 0, &list) == NULL) {
+        /* the headers push_signature would build, with the cached HMAC work */
+        lua_createtable(L, 0, 3);
+        for (i = 0; i < list.n; i++) {
+            const char *canonical = canonical_name(list.lower[i]);
+            if (canonical != NULL) {
+                lua_pushlstring(L, list.values[i], list.value_lens[i]);
+                lua_setfield(L, -2, canonical);
+            }
+        }
+        lua_pushlstring(L, sg->cached_auth, sg->cached_auth_len);
+        lua_setfield(L, -2, "Authorization");
+        lua_pushlstring(L, sg->cached_sts, sg->cached_sts_len);
+        return 2;
+    }
+    n = push_signature(L, &sg->p, when, 0);
+    if (lua_istable(L, -2)) {
+        drop_cache(sg);
+        lua_getfield(L, -2, "Authorization");
+        auth = lua_tolstring(L, -1, &len);
+        if (auth != NULL && (sg->cached_auth = dup_bytes(auth, len)) != NULL)
+            sg->cached_auth_len = len;
+        lua_pop(L, 1);
+        sts = lua_tolstring(L, -1, &len);
+        if (sts != NULL && (sg->cached_sts = dup_bytes(sts, len)) != NULL)
+            sg->cached_sts_len = len;
+        if (sg->cached_auth == NULL || sg->cached_sts == NULL)
+            drop_cache(sg); /* out of memory: simply no cache */
+        sg->cached_when = when;
+    }
+    return n;
 }
 
 /* signer:mac(data) → base64(HMAC(key, data)) with the signer's algorithm: for a

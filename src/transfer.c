@@ -213,6 +213,39 @@ static int valid_url(const char *url, size_t len)
     return 1;
 }
 
+static int setup_session_options(mr_transfer *t, const mr_http_config *cfg, CURLSH *share,
+                                  mr_setup_error *err)
+{
+    SETOPT(CURLOPT_PRIVATE, (void *)t);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, (void *)t);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, (void *)t);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would carry our signature elsewhere */
+    if (cfg->user_agent)
+        SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
+    if (share)
+        SETOPT(CURLOPT_SHARE, share);
+    if (cfg->insecure) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    }
+    if (cfg->cafile)
+        SETOPT(CURLOPT_CAINFO, cfg->cafile);
+    if (cfg->capath)
+        SETOPT(CURLOPT_CAPATH, cfg->capath);
+    return 0;
+}
+
 int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_config *cfg,
                       CURLSH *share, mr_setup_error *err)
 {
@@ -251,7 +284,8 @@ int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_confi
     if (method != NULL && !mr_valid_header_name(method, method_len))
         return refuse(err, "method is not a valid token", CURLE_OK);
 
-    curl_easy_reset(t->easy); /* keeps the connection, DNS and TLS session caches */
+    /* the handle must not point at the list freed here, even if this request is refused */
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_slist_free_all(t->headers);
     t->headers = NULL;
     mr_buf_reset(&t->body);
@@ -264,52 +298,41 @@ int mr_transfer_setup(lua_State *L, int idx, mr_transfer *t, const mr_http_confi
     if ((herr = collect_headers(L, idx, t)) != NULL)
         return refuse(err, herr, CURLE_OK);
 
+    if (t->configured_for != cfg || t->configured_share != share) {
+        /* Options that are the same for every request of this session: set
+           once, after a reset (which keeps the connection, DNS and TLS session
+           caches). Until they all stand, the next request starts over. */
+        t->configured_for = NULL;
+        curl_easy_reset(t->easy);
+        if (setup_session_options(t, cfg, share, err) != 0)
+            return -1;
+        t->configured_for = cfg;
+        t->configured_share = share;
+    }
+    /* Every option a request may set is set (or cleared) on every request,
+       so nothing of the previous one carries over. */
     SETOPT(CURLOPT_URL, url);
-    SETOPT(CURLOPT_PRIVATE, (void *)t);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, (void *)t);
-    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-    SETOPT(CURLOPT_HEADERDATA, (void *)t);
     SETOPT(CURLOPT_HTTPHEADER, t->headers);
     SETOPT(CURLOPT_TIMEOUT_MS, to_ms(timeout));
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, to_ms(connect_timeout));
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->body.limit);
-    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_NOPROGRESS, 0L);
-    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
     if (t->hook_ref != LUA_NOREF) {
         SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
         SETOPT(CURLOPT_PREREQDATA, (void *)t);
+    } else {
+        SETOPT(CURLOPT_PREREQFUNCTION, (curl_prereq_callback)NULL);
     }
     /* On a reused connection that dies unanswered, libcurl silently sends the
        request again: for a paid order that could buy twice. A fresh connection
        is never retried that way. */
     SETOPT(CURLOPT_FRESH_CONNECT, fresh_connect ? 1L : 0L);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would carry our signature elsewhere */
-    if (cfg->user_agent)
-        SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
-    if (share)
-        SETOPT(CURLOPT_SHARE, share);
-    if (cfg->insecure) {
-        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
-        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
-    } else {
-        SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-        SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    }
-    if (cfg->cafile)
-        SETOPT(CURLOPT_CAINFO, cfg->cafile);
-    if (cfg->capath)
-        SETOPT(CURLOPT_CAPATH, cfg->capath);
-    if (method != NULL && strcmp(method, "GET") != 0)
-        SETOPT(CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         SETOPT(CURLOPT_COPYPOSTFIELDS, body);
+    } else {
+        SETOPT(CURLOPT_HTTPGET, 1L); /* drops a previous request's body */
     }
+    SETOPT(CURLOPT_CUSTOMREQUEST, method != NULL && strcmp(method, "GET") != 0 ? method : (const char *)NULL);
     return 0;
 }
 
@@ -494,7 +517,7 @@ int mr_transfer_push_result(lua_State *L, mr_transfer *t, CURLcode rc)
     lua_createtable(L, 0, 5);
     mr_push_integer(L, status);
     lua_setfield(L, -2, "status");
-    lua_newtable(L);
+    lua_createtable(L, 0, 16); /* a typical response's headers, without rehashing */
     mr_parse_headers(t->head.data ? t->head.data : "", t->head.len, set_header, L);
     lua_setfield(L, -2, "headers");
     lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);

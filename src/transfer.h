@@ -40,6 +40,10 @@ typedef struct mr_transfer {
     int hook_ref;         /* registry ref of the function, or LUA_NOREF */
     int refusal_ref;      /* registry slot for what a refusing hook returned */
     int hook_refused;
+    /* The request-independent options are set once per handle, for this
+       session's config and share (see mr_transfer_setup). */
+    const mr_http_config *configured_for;
+    CURLSH *configured_share;
     struct mr_transfer *next; /* idle, in-flight or done list */
     char errbuf[CURL_ERROR_SIZE];
 } mr_transfer;

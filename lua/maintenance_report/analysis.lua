@@ -98,8 +98,26 @@ local function number(n)
   return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
 end
 
+local today_day, today_text
 local function today_china()
-  return civil_date.format(math.floor((os.time() + 8 * 3600) / 86400))
+  local day = math.floor((os.time() + 8 * 3600) / 86400)
+  if day ~= today_day then today_day, today_text = day, civil_date.format(day) end
+  return today_text
+end
+
+-- civil_date.parse, remembered: every analysis reads each record's date three
+-- times, and a polled report brings the same dates again. Bounded: a long-lived
+-- worker reading many reports starts over every 4096 dates.
+local day_cache, day_cache_size = {}, 0
+local function day_of(s)
+  if type(s) ~= "string" then return civil_date.parse(s) end
+  local d = day_cache[s]
+  if d == nil then
+    d = civil_date.parse(s) or false
+    if day_cache_size >= 4096 then day_cache, day_cache_size = {}, 0 end
+    day_cache[s], day_cache_size = d, day_cache_size + 1
+  end
+  return d or nil
 end
 
 -- Settings: the defaults with opts laid over them (keyword lists replaced per category).
@@ -119,6 +137,9 @@ local function settings(opts)
   return s
 end
 
+local EMPTY = {}
+local RECORD_LISTS = { "records", "structural_records", "component_records", "exterior_records" }
+
 local function finding(list, id, severity, zh, en, records)
   list[#list + 1] = { id = id, severity = severity, zh = zh, en = en, supporting_records = records or {} }
 end
@@ -127,7 +148,7 @@ end
 local function odometer_points(records)
   local out = {}
   for _, r in ipairs(records) do
-    local d = r.date and civil_date.parse(r.date)
+    local d = r.date and day_of(r.date)
     if d and type(r.mileage) == "number" then out[#out + 1] = { r = r, d = d } end
   end
   return out
@@ -178,69 +199,204 @@ local function odometer(report, s, out)
   end
 end
 
--- Every record once, from the main list and the vendor's analysis lists.
+-- A record's identity for all_records: equal ids are the same visit.
+local function record_id(r)
+  local str = tostring
+  return str(r.date) .. "\0" .. str(r.mileage) .. "\0" .. str(r.type) .. "\0" .. table.concat(r.items or EMPTY, "\1")
+end
+
+-- Every record once, from the main list and the vendor's analysis lists: the
+-- first of each id, in list order. Ids are only built for records that share
+-- the id's start (the date, up to any NUL) with an earlier one: most dates are
+-- unique, and hashing long ids as table keys was a tenth of an analysis.
 local function all_records(report)
-  local out, seen = {}, {}
-  for _, key in ipairs{ "records", "structural_records", "component_records", "exterior_records" } do
-    for _, r in ipairs(report[key] or {}) do
-      local id = table.concat({ tostring(r.date), tostring(r.mileage), tostring(r.type),
-        table.concat(r.items or {}, "\1") }, "\0")
-      if not seen[id] then
-        seen[id] = true
+  local out, first, ids = {}, {}, {}
+  for _, key in ipairs(RECORD_LISTS) do
+    for _, r in ipairs(report[key] or EMPTY) do
+      local head = tostring(r.date)
+      local nul = head:find("\0", 1, true)
+      if nul then head = head:sub(1, nul - 1) end
+      local earlier = first[head]
+      if earlier == nil then
+        first[head] = r
         out[#out + 1] = r
+      else
+        local seen = ids[head]
+        if not seen then
+          seen = { [record_id(earlier)] = true }
+          ids[head] = seen
+        end
+        local id = record_id(r)
+        if not seen[id] then
+          seen[id] = true
+          out[#out + 1] = r
+        end
       end
     end
   end
   return out
 end
 
--- Matching is ASCII-case-insensitive ("a柱" is A柱). Each record's texts and each
--- keyword list are upper-cased once per analysis (memo), not once per comparison:
--- that was a quarter of a report's analysis.
-local function upper_texts(memo, r)
-  local texts = memo[r]
-  if not texts then
-    texts = {}
-    if r.type then texts[1] = r.type:upper() end
-    for _, item in ipairs(r.items or {}) do texts[#texts + 1] = item:upper() end
-    memo[r] = texts
-  end
-  return texts
-end
+-- Keyword search. Matching is ASCII-case-insensitive ("a柱" is A柱): texts and
+-- keywords are compared upper-cased. A record's texts are its type, then its
+-- items; a record matches a list with the first keyword found in its first
+-- text that has one (texts in order, then keywords in order).
+--
+-- Instead of one find per text, record and keyword (thousands of calls per
+-- report), all texts of the analysis are upper-cased and joined once, with a
+-- NUL between texts, and each keyword is searched in that one string, jumping
+-- to the next record after a hit. A keyword without a NUL cannot match across
+-- a boundary, so a hit lies inside one text; keywords with one (only a caller
+-- could give such a list) take the per-text path, which gives the same answer.
+local SEP = "\0"
 
-local function upper_keywords(memo, keywords)
-  local upper = memo[keywords]
-  if not upper then
-    upper = {}
-    for i, k in ipairs(keywords) do upper[i] = k:upper() end
-    memo[keywords] = upper
-  end
-  return upper
-end
-
-local function matches(memo, r, keywords)
-  local upper_keys = upper_keywords(memo, keywords)
-  for _, text in ipairs(upper_texts(memo, r)) do
-    for i, k in ipairs(upper_keys) do
-      if text:find(k, 1, true) then return keywords[i] end
+-- index = { text = every record's texts, upper-cased, joined by SEP, records
+--   one after the other; starts = { byte where record j's texts start, then one
+--   past the end }; owner = { record j }, n = number of records with a text }
+local function text_index(records_lists)
+  local parts, starts, owner, seen = {}, {}, {}, {}
+  local concat = table.concat
+  local pos, n = 1, 0
+  for _, records in ipairs(records_lists) do
+    for _, r in ipairs(records) do
+      if not seen[r] then
+        seen[r] = true
+        local t, items = r.type, r.items
+        local joined = items and items[1] ~= nil and concat(items, SEP) or nil
+        if t then joined = joined and (t .. SEP .. joined) or t end
+        if joined then
+          n = n + 1
+          parts[n], starts[n], owner[n] = joined, pos, r
+          pos = pos + #joined + 1
+        end
+      end
     end
   end
-  return nil
+  starts[n + 1] = pos
+  return { text = concat(parts, SEP):upper(), starts = starts, owner = owner, n = n }
+end
+
+-- The record holding byte pos: the last j with starts[j] <= pos.
+local function record_at(starts, n, pos)
+  local lo, hi = 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if starts[mid] <= pos then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- Upper-cased copies of keyword lists, kept while the list lives. A list a
+-- caller changes in place afterwards is noticed (the copy keeps the originals).
+local upper_cache = setmetatable({}, { __mode = "k" })
+
+local function upper_keywords(keywords)
+  local cached = upper_cache[keywords]
+  if cached and cached.n == #keywords then
+    local same = true
+    for i = 1, cached.n do
+      if rawequal(keywords[i], cached.original[i]) == false then same = false break end
+    end
+    if same then return cached end
+  end
+  local upper, original, tail, plain = {}, {}, {}, true
+  for i, k in ipairs(keywords) do
+    upper[i], original[i] = k:upper(), k
+    if k == "" or k:find(SEP, 1, true) then plain = false end
+    -- A UTF-8 lead byte (E4-E9 for most Chinese) starts every third byte of the
+    -- texts; the byte after it is far rarer, so the search looks for the rest
+    -- of the keyword and checks the lead byte before it.
+    if #k >= 2 and k:byte(1) >= 0xC0 then tail[i] = upper[i]:sub(2) end
+  end
+  cached = { n = #upper, upper = upper, original = original, tail = tail, plain = plain }
+  upper_cache[keywords] = cached
+  return cached
+end
+
+-- Which of record r's texts holds byte pos of the index, its texts starting at byte start
+-- (by their lengths: a text may hold a NUL itself).
+local function text_of(r, start, pos)
+  local t, after = 0, start
+  if r.type then
+    t, after = 1, start + #r.type + 1
+    if pos < after then return t end
+  end
+  for _, item in ipairs(r.items or EMPTY) do
+    t, after = t + 1, after + #item + 1
+    if pos < after then return t end
+  end
+  return t
+end
+
+-- record -> the matching keyword (as given), for every record of the index that matches.
+local function match_list(index, keywords)
+  local kw = upper_keywords(keywords)
+  local found = {}
+  local n = index.n
+  if kw.n == 0 or n == 0 then return found end
+  local find = string.find
+  if kw.plain then
+    local text, starts, owner = index.text, index.starts, index.owner
+    local byte, best = string.byte, {} -- best: record -> byte of its best hit so far
+    for i = 1, kw.n do
+      local k, rest = kw.upper[i], kw.tail[i]
+      local lead = rest and byte(k, 1)
+      local init = 1
+      while true do
+        local at
+        if rest then
+          at = find(text, rest, init + 1, true)
+          while at and byte(text, at - 1) ~= lead do at = find(text, rest, at + 1, true) end
+          at = at and at - 1
+        else
+          at = find(text, k, init, true)
+        end
+        if not at then break end
+        local j = record_at(starts, n, at)
+        local r = owner[j]
+        local b = best[r]
+        -- a later keyword wins only in an earlier text of the record
+        if not b or (at < b and text_of(r, starts[j], at) < text_of(r, starts[j], b)) then
+          best[r], found[r] = at, kw.original[i]
+        end
+        init = starts[j + 1] -- the next record's texts (or the end)
+      end
+    end
+  else
+    for j = 1, n do
+      local r = index.owner[j]
+      local texts = {}
+      if r.type then texts[1] = r.type end
+      for _, item in ipairs(r.items or EMPTY) do texts[#texts + 1] = item end
+      for _, t in ipairs(texts) do
+        local upper = t:upper()
+        for i = 1, kw.n do
+          if find(upper, kw.upper[i], 1, true) then found[r] = kw.original[i] break end
+        end
+        if found[r] then break end
+      end
+    end
+  end
+  return found
 end
 
 local VENDOR_FLAG = { structural = "structural", flood = "flood", fire = "fire", major_component = "major_component" }
 
-local function damage(report, s, out, memo)
-  local records = all_records(report)
+local function damage(report, s, out, index, records)
   local flags = report.flags or {}
   for _, cat in ipairs(analysis.DAMAGE) do
     local key, severity, zh_name, en_name = cat[1], cat[2], cat[3], cat[4]
-    local hits, words, seen_word = {}, {}, {}
-    for _, r in ipairs(records) do
-      local word = matches(memo, r, s.keywords[key])
-      if word then
-        hits[#hits + 1] = r
-        if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
+    local found = match_list(index, s.keywords[key])
+    local hits, words = EMPTY, nil
+    if next(found) ~= nil then
+      local seen_word = {}
+      hits, words = {}, {}
+      for _, r in ipairs(records) do
+        local word = found[r]
+        if word then
+          hits[#hits + 1] = r
+          if not seen_word[word] then seen_word[word], words[#words + 1] = true, word end
+        end
       end
     end
     local flag = VENDOR_FLAG[key] and flags[VENDOR_FLAG[key]]
@@ -262,17 +418,18 @@ local function damage(report, s, out, memo)
   end
 end
 
-local function services_of(report, s, memo)
+local function services_of(report, s, index)
   local out = {}
-  for _, r in ipairs(report.records or {}) do
-    local d = r.date and civil_date.parse(r.date)
-    if d and matches(memo, r, s.keywords.service) then out[#out + 1] = { r = r, d = d } end
+  local found = match_list(index, s.keywords.service)
+  for _, r in ipairs(report.records or EMPTY) do
+    local d = found[r] and r.date and day_of(r.date)
+    if d then out[#out + 1] = { r = r, d = d } end
   end
   return out
 end
 
-local function service_history(report, s, out, memo)
-  local services = services_of(report, s, memo)
+local function service_history(report, s, out, index)
+  local services = services_of(report, s, index)
   for i = 2, #services do
     local a, b = services[i - 1], services[i]
     local days = b.d - a.d
@@ -286,10 +443,10 @@ local function service_history(report, s, out, memo)
         { a.r, b.r })
     end
   end
-  local as_of = civil_date.parse(s.as_of)
+  local as_of = day_of(s.as_of)
   local last = services[#services]
   local last_day = last and last.d
-  local vendor_last = report.last_maintenance_date and civil_date.parse(report.last_maintenance_date)
+  local vendor_last = report.last_maintenance_date and day_of(report.last_maintenance_date)
   if vendor_last and (not last_day or vendor_last > last_day) then last_day = vendor_last end
   if last_day and as_of - last_day > s.last_service_days then
     finding(out, "last_service_old", "medium",
@@ -304,7 +461,7 @@ local function service_history(report, s, out, memo)
   local vendor_rate = report.maintenance_per_year
   local first, final
   for _, r in ipairs(report.records or {}) do
-    local d = r.date and civil_date.parse(r.date)
+    local d = r.date and day_of(r.date)
     if d then
       first = first and math.min(first, d) or d
       final = final and math.max(final, d) or d
@@ -346,10 +503,11 @@ function analysis.analyze(report, opts)
     return result
   end
   local out = result.findings
-  local memo = {} -- upper-cased texts and keyword lists, for this analysis only
   odometer(report, s, out)
-  damage(report, s, out, memo)
-  service_history(report, s, out, memo)
+  local records = all_records(report)
+  local index = text_index{ records, report.records or EMPTY }
+  damage(report, s, out, index, records)
+  service_history(report, s, out, index)
   -- stable sort by severity: table.sort is not stable, so sort on (rank, position)
   for i, f in ipairs(out) do f.position = i end
   table.sort(out, function(a, b)

@@ -196,11 +196,13 @@ end
 -- ---- one HTTP exchange ------------------------------------------------
 
 local function url_escape(s)
+  if not s:find("[^%w%-%._~]") then return s end -- an order id, a VIN: nothing to escape
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
 -- Parameters in a fixed order, as the vendor's samples send them.
 local function encode_query(params)
+  if #params == 2 then return params[1] .. "=" .. url_escape(params[2] or "") end -- get_report's one
   local out = {}
   for i = 1, #params, 2 do
     out[#out + 1] = params[i] .. "=" .. url_escape(params[i + 1] or "")
@@ -223,29 +225,43 @@ end
 
 -- Decodes an answer: the gateway's {"message"} errors, then the vendor's envelope.
 -- Returns the decoded envelope, or nil, err.
+--
+-- The body is scrubbed of the secret only on the paths that quote it (the
+-- snippets below). That is all of its text that reaches an error: every other
+-- error value, the decoded body as `raw` included, goes through fail(), whose
+-- errors.redact scrubs each string in it. A successful answer is not quoted
+-- anywhere by the client; what it returns is the vendor's data, which it never
+-- scrubbed (a secret echoed in a 200 report would be the vendor's doing, and
+-- scrubbing its text here would not reach the decoded table either).
 local function interpret(st, resp)
   local request_id = resp.headers and resp.headers["x-api-requestid"]
   local status = resp.status
   local decoded = type(resp.body) == "string" and json.decode(resp.body) or nil
+  local kind, code, message
+  if status == 200 and decoded ~= nil then
+    kind, code, message = classify.envelope(decoded)
+    if kind == nil then return decoded, nil, request_id end -- the success path: nothing quoted
+  end
   -- Scrub before cutting: a snippet can end inside an echoed key, which redaction would then miss.
-  local body = st.scrub(resp.body)
   if status ~= 200 then
-    local message = type(decoded) == "table" and type(decoded.message) == "string" and decoded.message or nil
-    local kind, retryable, text = classify.http(status, message)
-    return nil, fail(st, kind, message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(body)), {
-      http_status = status, code = message, request_id = request_id, retryable = retryable,
-      gateway_text = text and text.id,
-    })
+    local gateway_message = type(decoded) == "table" and type(decoded.message) == "string" and decoded.message or nil
+    local http_kind, retryable, text = classify.http(status, gateway_message)
+    return nil, fail(st, http_kind,
+      gateway_message or ("HTTP " .. tostring(status) .. ": " .. errors.snippet(st.scrub(resp.body))), {
+        http_status = status, code = gateway_message, request_id = request_id, retryable = retryable,
+        gateway_text = text and text.id,
+      })
   end
   if decoded == nil then
-    return nil, fail(st, "protocol", "response is not JSON: " .. errors.snippet(body), {
-      http_status = status, request_id = request_id, snippet = errors.snippet(body),
+    local scrubbed = st.scrub(resp.body)
+    return nil, fail(st, "protocol", "response is not JSON: " .. errors.snippet(scrubbed), {
+      http_status = status, request_id = request_id, snippet = errors.snippet(scrubbed),
     })
   end
-  local kind, code, message = classify.envelope(decoded)
   if kind == "protocol" then
-    return nil, fail(st, "protocol", "response has no business code: " .. errors.snippet(body), {
-      http_status = status, request_id = request_id, snippet = errors.snippet(body),
+    local scrubbed = st.scrub(resp.body)
+    return nil, fail(st, "protocol", "response has no business code: " .. errors.snippet(scrubbed), {
+      http_status = status, request_id = request_id, snippet = errors.snippet(scrubbed),
     })
   elseif kind then
     return nil, fail(st, kind, message, { http_status = status, code = code, request_id = request_id, raw = decoded })
@@ -338,11 +354,13 @@ local function exchange(st, op, path, params, attempt, hooks)
       transport = t.transport, sent = t.sent, retryable = t.retryable, curl_code = t.curl_code,
     })
   end
-  emit(st, {
-    event = "http", op = op, path = path, attempt = attempt, duration = o.now() - started,
-    status = resp and resp.status, request_id = resp and resp.headers and resp.headers["x-api-requestid"],
-    error_kind = err and err.kind, rate_limit = rate_limit, clock_skew = resp and gw.skew,
-  })
+  if o.on_event then -- the event table only for a listener: this is every request's path
+    emit(st, {
+      event = "http", op = op, path = path, attempt = attempt, duration = o.now() - started,
+      status = resp and resp.status, request_id = resp and resp.headers and resp.headers["x-api-requestid"],
+      error_kind = err and err.kind, rate_limit = rate_limit, clock_skew = resp and gw.skew,
+    })
+  end
   if err then return nil, err end
   return decoded, nil, request_id
 end
@@ -681,7 +699,7 @@ local function poll(st, order_id, opts, wait_first, claim)
     if claim then claim:refresh() end -- a lost claim only lets another node poll too
     local report, err = read_report(st, order_id)
     if not report then return nil, err end
-    emit(st, { event = "poll", order_id = order_id, status = report.status })
+    if o.on_event then emit(st, { event = "poll", order_id = order_id, status = report.status }) end
     if report.status ~= "pending" then return report end
     if o.now() >= deadline then
       local message = "report still pending after %gs; resume with wait_report('%s'), no new order needed"

@@ -380,6 +380,11 @@ end
 
 --- Trimmed order id (case kept), or nil, message. 1-64 of A-Z a-z 0-9 '_' '-'.
 function validate.order_id(s)
+  -- A well-formed id (every get_report's) in one scan: then there is nothing to
+  -- trim and no control or non-ASCII byte, so identifier() would return it as it is.
+  if type(s) == "string" and #s <= ORDER_ID.max_length and s ~= "" and not s:find(ORDER_ID.invalid_pattern) then
+    return s
+  end
   return identifier(s, ORDER_ID)
 end
 

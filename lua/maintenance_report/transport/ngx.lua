@@ -151,8 +151,28 @@ end
 
 -- One exchange on a connected socket. Returns the response, or nil, kind,
 -- message, request_bytes (nil when a send failed part-way).
+-- One header line: the name (no space or colon in it), the value without the
+-- spaces around it; nil for a line that is neither. The same as
+-- line:match("^([^:%s]+):%s*(.-)%s*$"), with plain finds for the usual line.
+local function header_line(line)
+  local colon = line:find(":", 1, true)
+  if not colon or colon == 1 then return nil end
+  local space = line:find("%s")
+  if space and space < colon then return nil end
+  local first = line:find("%S", colon + 1)
+  if not first then return line:sub(1, colon - 1), "" end
+  local last_byte = line:byte(-1)
+  -- %s: space, \t, \n, \v, \f, \r
+  if last_byte ~= 32 and (last_byte < 9 or last_byte > 13) then return line:sub(1, colon - 1), line:sub(first) end
+  return line:sub(1, colon - 1), line:match("^(.-)%s*$", first)
+end
+
 local function exchange(sock, head, deadline, max_body, max_header_bytes)
-  local function remaining() return deadline - clock() end
+  -- ngx.now() without update_time: the cached time is refreshed whenever the
+  -- event loop runs, so it lags only by this handler's own CPU time since the
+  -- last wait, and updating it (which formats nginx's time strings) for every
+  -- header line was a measurable part of a report read.
+  local function remaining() return deadline - ngx.now() end
   local function receive(pattern)
     local left = remaining()
     if left <= 0 then return nil, "timeout" end
@@ -188,7 +208,7 @@ local function exchange(sock, head, deadline, max_body, max_header_bytes)
       if line == "" then break end
       header_bytes = header_bytes + #line
       if header_bytes > max_header_bytes then return nil, "too_large", "response headers are too large", #head end
-      local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
+      local name, value = header_line(line)
       if name then
         name = name:lower()
         headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
@@ -257,8 +277,19 @@ end
 function Transport:request(req)
   check_phase("HTTP", 2)
   if type(req) ~= "table" then error("request: argument must be a table", 2) end
-  local scheme, host, port, target = parse_url(req.url)
-  if not scheme then return fail("invalid_request", host, 0) end
+  -- the last URL's parts and pool are kept: polling reads the same URL again and again
+  local scheme, host, port, target, pool
+  local last = self.last_url
+  if last and last.url == req.url then
+    scheme, host, port, target, pool = last.scheme, last.host, last.port, last.target, last.pool
+  else
+    scheme, host, port, target = parse_url(req.url)
+    if not scheme then return fail("invalid_request", host, 0) end
+    -- One pool per origin and verification mode: a connection verified for one
+    -- name must never be handed out for another.
+    pool = ("maintenance_report|%s|%s|%d|%s"):format(scheme, host, port, self.verify and "v" or "nv")
+    self.last_url = { url = req.url, scheme = scheme, host = host, port = port, target = target, pool = pool }
+  end
   local head, head_err = build_head(self, req, scheme, host, port, target)
   if not head then return fail("invalid_request", head_err, 0) end
 
@@ -269,9 +300,6 @@ function Transport:request(req)
 
   local sock = ngx.socket.tcp()
   set_timeout(sock, connect_timeout)
-  -- One pool per origin and verification mode: a connection verified for one
-  -- name must never be handed out for another.
-  local pool = ("maintenance_report|%s|%s|%d|%s"):format(scheme, host, port, self.verify and "v" or "nv")
   -- fresh_connect: a pool nothing is ever returned to, so the connection is new.
   if req.fresh_connect then pool = pool .. "|fresh" end
   local ok, err = sock:connect(host, port, { pool = pool })
