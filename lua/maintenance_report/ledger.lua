@@ -216,8 +216,10 @@ function Claim:final(status, report)
   if not FINAL[status] then error("claim:final: status must be \"ready\" or \"no_records\"", 2) end
   if report ~= nil and type(report) ~= "table" then error("claim:final: report must be a table", 2) end
   self:check_state("final", FROM_INTENT_OR_PLACED)
-  -- Not copied here: every store copies or serializes what cas writes.
-  return self:write{ state = status, report = report or false, reason = false }
+  -- Not copied here: every store copies or serializes what cas writes. Not fsync'd
+  -- either: a final record lost with the machine leaves the order placed, and the
+  -- next holder polls it again, which is free.
+  return self:write({ state = status, report = report or false, reason = false }, nil, false)
 end
 
 --- Before the holder of a "poll" decision starts polling: marks a released entry held
