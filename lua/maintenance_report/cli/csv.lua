@@ -169,11 +169,12 @@ function csv.parse(content)
 end
 
 --- csv.parse's result without the rows kept: rows = { count = n, each = fn } where each()
---- is an iterator over the valid first occurrences that parses the text again, so that a
---- batch of 100,000 VINs holds its input text and one number per VIN, not 100,000 rows.
+--- is an iterator over the valid first occurrences that parses the text again, each row
+--- with its ordinal (row.index, 1 …), so that a batch of 100,000 VINs holds its input
+--- text and the lines of its duplicates, not 100,000 rows or a set of their VINs.
 function csv.stream(content)
   local result = { invalid = {}, duplicates = {} }
-  local first = {} -- vin → the line of its first occurrence
+  local first = {} -- vin → the line of its first occurrence, while the text is read once
   local count = 0
   for kind, item in lines_of(content) do
     if kind == "header" then
@@ -187,13 +188,20 @@ function csv.stream(content)
       count = count + 1
     end
   end
+  local duplicate_lines = {}
+  for _, d in ipairs(result.duplicates) do duplicate_lines[d.line] = true end
   result.rows = { count = count, each = function()
     local next_item = lines_of(content)
+    local index = 0
     return function()
       while true do
         local kind, item = next_item()
         if not kind then return nil end
-        if kind == "row" and first[item.vin] == item.line then return item end
+        if kind == "row" and not duplicate_lines[item.line] then
+          index = index + 1
+          item.index = index
+          return item
+        end
       end
     end
   end }

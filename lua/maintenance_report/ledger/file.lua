@@ -11,11 +11,11 @@
 -- <path>.claims/<hex key>.lock, which the kernel drops when its process
 -- dies: a crashed holder never blocks a key, and its intent reads as unknown.
 --
--- Memory stays flat in the number of keys: the index keeps, per key, only
--- where its latest record starts in the file and a packed number (version,
--- state, whether it has an order id). An entry, its report included, is read
--- back from the file when asked for, so a batch of 100,000 vehicles does not
--- hold 100,000 reports.
+-- Memory stays flat in the number of keys: the index keeps, per key, one
+-- number: where its latest record starts in the file and its version, state and
+-- whether it has an order id. An entry, its report included, is read back from
+-- the file when asked for, so a batch of 100,000 vehicles does not hold 100,000
+-- reports.
 local crc32 = require "maintenance_report.ledger.crc32"
 local util = require "maintenance_report.ledger.util"
 
@@ -42,6 +42,10 @@ local function packed_version(m)
   return math.floor(m / 16)
 end
 
+-- index[key] = offset × META_SPAN + pack(entry): exact in a double (LuaJIT) and an
+-- integer (5.4) while the offset is below 8 GiB and the version below 65536;
+-- beyond either, or for a damaged key's entry (a table), meta[key] holds pack(entry).
+local META_SPAN, MAX_PACKED_OFFSET = 1048576, 8589934592
 -- Records to write in one go while compacting (bytes).
 local COMPACT_CHUNK = 1024 * 1024
 
@@ -144,8 +148,9 @@ function file.open(path, opts)
 end
 
 -- Forgets what was read, so that the next refresh reads the whole file.
--- index: key → offset of its latest record in the file, or the entry itself
--- (a damaged key's, which no line holds); meta: key → pack(entry); keys: their number.
+-- index: key → the offset of its latest record in the file with pack(entry) (see
+-- META_SPAN), or the entry itself (a damaged key's, which no line holds); meta: the
+-- pack(entry) of keys whose index value does not hold it; keys: their number.
 function Store:reset()
   self.index, self.meta, self.keys, self.damaged, self.unreadable = {}, {}, 0, {}, nil
   self.header, self.offset, self.lines, self.records, self.torn = nil, 0, 0, 0, 0
@@ -159,7 +164,24 @@ function Store:remember(key, where, entry)
     return
   end
   if self.index[key] == nil then self.keys = self.keys + 1 end
-  self.index[key], self.meta[key] = where, pack(entry)
+  self:place(key, where, pack(entry))
+end
+
+function Store:place(key, where, m)
+  if type(where) == "number" and where < MAX_PACKED_OFFSET and m < META_SPAN then
+    self.index[key], self.meta[key] = where * META_SPAN + m, nil
+  else
+    self.index[key], self.meta[key] = where, m
+  end
+end
+
+-- key's offset (or entry) and pack(entry); nil when the key has no entry.
+function Store:lookup(key)
+  local v = self.index[key]
+  if v == nil then return nil end
+  local m = self.meta[key]
+  if m ~= nil then return v, m end
+  return math.floor(v / META_SPAN), v % META_SPAN
 end
 
 -- The record line starting at offset of the file read so far, or nil when the
@@ -184,7 +206,7 @@ end
 -- neither the file read so far nor a full re-read has it (once: no re-read,
 -- for a caller in the middle of reading the file).
 function Store:entry_of(key, once)
-  local where = self.index[key]
+  local where = self:lookup(key)
   if where == nil then return nil end
   if type(where) == "table" then return util.copy(where) end
   for attempt = 1, once and 1 or 2 do
@@ -196,7 +218,7 @@ function Store:entry_of(key, once)
     self:reset()
     local ok, err = self:refresh(false)
     if not ok then return nil, err end
-    where = self.index[key]
+    where = self:lookup(key)
     if where == nil then return nil end
     if type(where) == "table" then return util.copy(where) end
   end
@@ -204,7 +226,7 @@ function Store:entry_of(key, once)
 end
 
 function Store:version_of(key)
-  local m = self.meta[key]
+  local _, m = self:lookup(key)
   return m and packed_version(m) or nil
 end
 
@@ -421,7 +443,8 @@ function Store:summary()
   local ok, err = self:refresh(false)
   if not ok then return nil, err end
   local out = { entries = 0, by_state = {}, orders = 0 }
-  for key, m in pairs(self.meta) do
+  for key in pairs(self.index) do
+    local _, m = self:lookup(key)
     local state = STATE_NAMES[math.floor(m / 2) % 8]
     if not state then
       local entry, eerr = self:entry_of(key)
@@ -466,7 +489,7 @@ function Store:compact_locked()
   local ok, err = src ~= nil, "cannot read " .. self.path
   for _, key in ipairs(keys) do
     if not ok then break end
-    local where = self.index[key]
+    local where, m = self:lookup(key)
     local line
     if type(where) == "table" then
       line = file.encode_line(key, where)
@@ -478,7 +501,7 @@ function Store:compact_locked()
       end
       line = text .. "\n"
     end
-    offsets[key] = size
+    offsets[key] = { size, m }
     parts[#parts + 1] = line
     size, buffered = size + #line, buffered + #line
     if buffered >= COMPACT_CHUNK then
@@ -497,7 +520,7 @@ function Store:compact_locked()
     return nil, util.store_error(err, "cannot compact the ledger")
   end
   self.fsync_dir(self.dir)
-  for key, offset in pairs(offsets) do self.index[key] = offset end
+  for key, placed in pairs(offsets) do self:place(key, placed[1], placed[2]) end
   self.header, self.offset, self.lines, self.records, self.torn = header, size, #keys + 1, #keys, 0
   self.damaged = {}
   return true
