@@ -128,8 +128,11 @@ M.LIMITS = { port = 65535, pending_polls = 1000000, latency_ms = 86400000, worke
 -- Descriptors for `connections` per worker: up to the hard limit nginx inherits
 -- (nil when the soft limit already suffices or the limits cannot be read).
 local function nofile_for(connections)
-  local limits = shell.capture("ulimit -Sn; ulimit -Hn") or ""
-  local soft, hard = limits:match("^%s*(%S+)%s+(%S+)")
+  -- /proc rather than `ulimit` in a shell: no child process while the sandbox starts.
+  local f = io.open("/proc/self/limits", "r")
+  local limits = f and f:read("*a") or ""
+  if f then f:close() end
+  local soft, hard = limits:match("Max open files%s+(%S+)%s+(%S+)")
   local want = connections + 256
   if soft == "unlimited" or (tonumber(soft) or math.huge) >= want then return nil end
   if hard == "unlimited" then return want end
