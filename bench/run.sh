@@ -7,7 +7,8 @@
 #   BENCH_INTERPRETERS  default "lua5.4 luajit"
 #   BENCH_ONLY          default "sign decode http poll"
 #   BENCH_N, BENCH_ROUNDS, BENCH_DECODE_N, BENCH_SIGN_N, BENCH_POLL_ORDERS,
-#   BENCH_POLL_CONCURRENCY, BENCH_POLL_LATENCY_MS: see each bench/*.lua
+#   BENCH_POLL_CONCURRENCY, BENCH_POLL_LATENCY_MS, BENCH_BATCH_*: see each bench/*.lua
+#   (BENCH_ONLY=batch: the 100,000-VIN batch, several minutes per interpreter)
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)

@@ -1,6 +1,7 @@
 /* JSON bridge: a private lua-cjson instance, so the host's settings never change. */
 #include "compat.h"
 #include "core.h"
+#include "json_encode.h"
 
 #define MR_JSON_MAX_DEPTH 128
 
@@ -50,4 +51,5 @@ void mr_json_register(lua_State *L)
     lua_getfield(L, instance, "null");
     lua_setfield(L, -4, "json_null");
     lua_pop(L, 2);
+    mr_json_encode_register(L);
 }

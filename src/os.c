@@ -11,6 +11,7 @@
 #include "compat.h"
 #include "signals.h"
 #include "core.h"
+#include "crc32.h"
 #include "options.h"
 
 static int push_errno(lua_State *L, const char *what)
@@ -204,4 +205,5 @@ void mr_os_register(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
+    mr_crc32_register(L);
 }

@@ -14,8 +14,10 @@ command -v npm >/dev/null 2>&1 || set -- "$@" nodejs npm
 # The progress bar in a real terminal (tmux), process groups and ps for the sandbox specs.
 set -- "$@" tmux
 set -- "$@" procps
-# spec/longrun_spec.lua, bench/longrun.lua: lfs lists a process's fds without a child of its own.
+# spec/helpers/fds.lua, bench/longrun.lua: lfs lists a process's fds without a child of its own.
 set -- "$@" lua-filesystem
+# GNU time: the batch's peak RSS and CPU (spec/batch_memory_spec.lua, bench/batch.lua).
+set -- "$@" time
 missing=""
 for pkg in "$@"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

@@ -30,7 +30,7 @@ M.settings = {
   cache_ttl = 86400,   -- seconds a finished report is reused from the ledger (0: never)
   max_wait = 120,      -- seconds one request polls the vendor before answering 504
   timeout = 10,        -- seconds per API call
-  poll_interval = 3,   -- longest pause between two polls
+  poll_interval = mr.DEFAULTS.poll_interval, -- longest pause between two polls (the library's adaptive policy)
   ledger_wait = false, -- seconds a request waits for another one on the same VIN (false: see below)
   -- A fleet (docs/fleet.md). ledger_url: redis://[[user]:password@]host:port/db; false reads
   -- MAINTENANCE_REPORT_LEDGER (list it with `env`), and without either the ledger is this machine's.

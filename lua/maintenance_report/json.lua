@@ -2,9 +2,11 @@
 -- journal and the examples all go through it, so they agree byte for byte.
 --
 -- decode goes through the C core's private lua-cjson instance (its settings
--- never touch the host's cjson). encode is our own, because cjson escapes '/',
--- orders keys at random and cannot tell an empty list from an empty object,
--- and a fixed %.17g prints 1.6 as 1.6000000000000001:
+-- never touch the host's cjson). encode is the core's json_encode (C, about
+-- 30× this file's Lua writer, which stays as the reference: encode_lua), not
+-- cjson's, because cjson escapes '/', orders keys at random and cannot tell an
+-- empty list from an empty object, and a fixed %.17g prints 1.6 as
+-- 1.6000000000000001. Both write:
 --   * keys in a stable order: the normalized report's fields in reading
 --     order, then every other key alphabetically, so equal values give
 --     equal bytes;
@@ -229,15 +231,25 @@ encode_value = function(v, out, opts, depth, key)
   end
 end
 
---- JSON text for value. opts: indent (e.g. "  "; nil = one line),
---- list_keys (defaults to json.LIST_KEYS), skip_keys (a set of keys to leave out at any depth).
---- Raises for values JSON cannot hold (NaN, infinities, functions, cycles).
-function json.encode(value, opts)
+--- The Lua writer: json.encode's reference, byte for byte (spec/json_spec.lua compares them).
+function json.encode_lua(value, opts)
   opts = opts or {}
   local o = { indent = opts.indent, list_keys = opts.list_keys or json.LIST_KEYS, skip_keys = opts.skip_keys }
   local out = {}
   encode_value(value, out, o, 0, nil)
   return table.concat(out)
+end
+
+local has_core, core = pcall(require, "maintenance_report.core")
+local c_encode = has_core and core.json_encode
+
+--- JSON text for value. opts: indent (e.g. "  "; nil = one line),
+--- list_keys (defaults to json.LIST_KEYS), skip_keys (a set of keys to leave out at any depth).
+--- Raises for values JSON cannot hold (NaN, infinities, functions, cycles).
+function json.encode(value, opts)
+  if not c_encode then return json.encode_lua(value, opts) end
+  if opts == nil then return c_encode(value, nil, json.LIST_KEYS, nil, json.null, ARRAY, RANK) end
+  return c_encode(value, opts.indent, opts.list_keys or json.LIST_KEYS, opts.skip_keys, json.null, ARRAY, RANK)
 end
 
 return json

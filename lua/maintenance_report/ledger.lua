@@ -216,7 +216,10 @@ function Claim:final(status, report)
   if not FINAL[status] then error("claim:final: status must be \"ready\" or \"no_records\"", 2) end
   if report ~= nil and type(report) ~= "table" then error("claim:final: report must be a table", 2) end
   self:check_state("final", FROM_INTENT_OR_PLACED)
-  return self:write{ state = status, report = util.copy(report) or false, reason = false }
+  -- Not copied here: every store copies or serializes what cas writes. Not fsync'd
+  -- either: a final record lost with the machine leaves the order placed, and the
+  -- next holder polls it again, which is free.
+  return self:write({ state = status, report = report or false, reason = false }, nil, false)
 end
 
 --- Before the holder of a "poll" decision starts polling: marks a released entry held
@@ -497,10 +500,18 @@ end
 
 --- { entries = n, by_state = { state = n }, orders = entries with an order id, reused = reuses by this ledger }.
 function Ledger:stats()
+  local stats = { by_state = {}, reused = self.reused }
+  for state in pairs(ledger.STATES) do stats.by_state[state] = 0 end
+  if self.store.summary then -- the counts without reading every entry (the file store)
+    local summary, err = self.store:summary()
+    if not summary then return nil, util.store_error(err, "cannot list the ledger") end
+    stats.entries, stats.orders = summary.entries, summary.orders
+    for state, n in pairs(summary.by_state) do stats.by_state[state] = n end
+    return stats
+  end
   local entries, err = self.store:list()
   if not entries then return nil, util.store_error(err, "cannot list the ledger") end
-  local stats = { entries = #entries, by_state = {}, orders = 0, reused = self.reused }
-  for state in pairs(ledger.STATES) do stats.by_state[state] = 0 end
+  stats.entries, stats.orders = #entries, 0
   for _, entry in ipairs(entries) do
     stats.by_state[entry.state] = (stats.by_state[entry.state] or 0) + 1
     if type(entry.order_id) == "string" then stats.orders = stats.orders + 1 end

@@ -218,6 +218,8 @@ function M.admin()
   local body
   if action == "stats" then
     body = state.stats_json()
+  elseif action == "counts" then
+    body = state.counts_json()
   elseif action == "reset" then
     state.reset()
     body = '{"ok":true}'

@@ -98,6 +98,16 @@ function Sandbox:stats()
   }
 end
 
+-- {orders=N, vins=N (distinct VINs ordered), repeat_vins=N (VINs ordered more than
+-- once), report_reads=N}: the counters of stats() without its per-VIN lists.
+function Sandbox:counts()
+  local s, err = admin(self, "GET", "counts")
+  if not s then return nil, err end
+  local out = {}
+  for _, k in ipairs{ "orders", "vins", "repeat_vins", "report_reads" } do out[k] = math.floor(s[k] or 0) end
+  return out
+end
+
 function Sandbox:reset()
   local ok, err = admin(self, "POST", "reset")
   return ok and true or nil, err
@@ -112,7 +122,22 @@ Sandbox.__close = Sandbox.stop
 
 -- The most each whole-number option may be: enough for any test, and small
 -- enough to be written into nginx.conf and settings.lua as an integer.
-M.LIMITS = { port = 65535, pending_polls = 1000000, latency_ms = 86400000, workers = 64 }
+M.LIMITS = { port = 65535, pending_polls = 1000000, latency_ms = 86400000, workers = 64, connections = 1000000,
+  backlog = 65535 }
+
+-- Descriptors for `connections` per worker: up to the hard limit nginx inherits
+-- (nil when the soft limit already suffices or the limits cannot be read).
+local function nofile_for(connections)
+  -- /proc rather than `ulimit` in a shell: no child process while the sandbox starts.
+  local f = io.open("/proc/self/limits", "r")
+  local limits = f and f:read("*a") or ""
+  if f then f:close() end
+  local soft, hard = limits:match("Max open files%s+(%S+)%s+(%S+)")
+  local want = connections + 256
+  if soft == "unlimited" or (tonumber(soft) or math.huge) >= want then return nil end
+  if hard == "unlimited" then return want end
+  return tonumber(hard) and math.min(want, tonumber(hard)) or nil
+end
 
 local function int_option(v, default, name)
   if v == nil then return default end
@@ -123,7 +148,9 @@ local function int_option(v, default, name)
 end
 
 -- opts: port (nil or 0: random free port), secret_id, secret_key,
--- pending_polls, latency_ms, workers, watchdog (default true),
+-- pending_polls, latency_ms, workers, connections (per worker, default 4096),
+-- backlog (the listen queue, default 4096; the kernel caps it at
+-- net.core.somaxconn), watchdog (default true),
 -- nginx (binary), modules_dir (false: lua module compiled in),
 -- tls = {cert=, key=} (PEM paths; adds a TLS listener on a free port of
 -- 127.0.0.1; gives sb.tls_port and sb.tls_base_url).
@@ -143,6 +170,9 @@ function M.start(opts)
   }
   local workers = int_option(opts.workers, d.workers, "workers")
   if workers < 1 then workers = 1 end
+  local connections = math.max(16, int_option(opts.connections, nginx_conf.CONNECTIONS, "connections"))
+  local backlog = math.max(1, int_option(opts.backlog, nginx_conf.BACKLOG, "backlog"))
+  local nofile = nofile_for(connections)
   local fixed_port = int_option(opts.port, 0, "port")
   local tls = opts.tls
   if tls ~= nil then
@@ -162,6 +192,7 @@ function M.start(opts)
     render = function(ctx)
       return nginx_conf.render {
         prefix = ctx.prefix, port = ctx.port, workers = workers, lua_root = lua_dir,
+        connections = connections, backlog = backlog, nofile = nofile,
         modules_dir = ctx.modules_dir, run_as_root = ctx.run_as_root,
         tls_port = ctx.tls_port, tls_cert = tls and tls.cert, tls_key = tls and tls.key,
       }

@@ -12,9 +12,15 @@ local function safe_path(p, what)
   return p
 end
 
+-- Defaults sized for a batch of 1,000 requests in flight on each worker.
+M.CONNECTIONS = 4096
+M.BACKLOG = 4096
+
 -- opts: prefix, port, workers, lua_root, modules_dir (nil: module built in),
--- run_as_root, and optionally tls_port with tls_cert and tls_key (PEM files):
--- a second, TLS listener on 127.0.0.1 serving the same locations.
+-- run_as_root, connections (worker_connections), backlog (of the listen queue),
+-- nofile (worker_rlimit_nofile; nil: the limit nginx inherits), and optionally
+-- tls_port with tls_cert and tls_key (PEM files): a second, TLS listener on
+-- 127.0.0.1 serving the same locations.
 function M.render(opts)
   local prefix = safe_path(opts.prefix, "prefix")
   local lua_root = safe_path(opts.lua_root, "lua")
@@ -31,10 +37,14 @@ function M.render(opts)
   -- the checkout or the 0700 prefix.
   if opts.run_as_root then add("user root;") end
   add(string.format("worker_processes %d;", opts.workers))
+  -- One descriptor per connection, plus files and the listeners.
+  if opts.nofile then add(string.format("worker_rlimit_nofile %d;", opts.nofile)) end
   add("daemon on;")
   add("pid " .. prefix .. "/nginx.pid;")
   add("error_log " .. prefix .. "/error.log warn;")
-  add("events { worker_connections 1024; }")
+  -- multi_accept: a burst of connects (a batch starting 1,000 requests) is taken
+  -- off the listen queue in one go rather than one per event loop turn.
+  add(string.format("events { worker_connections %d; multi_accept on; }", opts.connections or M.CONNECTIONS))
   add("http {")
   add("  access_log off;")
   add("  server_tokens off;")
@@ -57,9 +67,13 @@ function M.render(opts)
   add("    require(\"maintenance_report_sandbox.handler\").configure(settings)")
   add("  }")
   add("  server {")
-  add(string.format("    listen 127.0.0.1:%d;", opts.port))
+  -- nginx's default listen queue on Linux is 511: 1,000 clients connecting at
+  -- once overflow it, and each dropped SYN costs its client a 1 s retransmit.
+  -- The kernel caps the queue at net.core.somaxconn.
+  local backlog = opts.backlog or M.BACKLOG
+  add(string.format("    listen 127.0.0.1:%d backlog=%d;", opts.port, backlog))
   if opts.tls_port then
-    add(string.format("    listen 127.0.0.1:%d ssl;", opts.tls_port))
+    add(string.format("    listen 127.0.0.1:%d ssl backlog=%d;", opts.tls_port, backlog))
     add("    ssl_certificate " .. safe_path(opts.tls_cert, "TLS certificate") .. ";")
     add("    ssl_certificate_key " .. safe_path(opts.tls_key, "TLS key") .. ";")
   end

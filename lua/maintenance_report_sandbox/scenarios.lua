@@ -5,7 +5,8 @@
 --
 --   1-8   fixed prefix "LSANDB0X" (zero, not the letter O)
 --   9     check digit (scenario_vin computes it; decoding ignores it)
---   10    model-year code, always "L" (2020)
+--   10    model-year code: "L" (2020); for serial scenarios past 9999, the
+--         serial's ten-thousands step through the other year codes
 --   11    phase: "1" = the order call misbehaves, "2" = the report call
 --         misbehaves (the order succeeds and the order id remembers the
 --         VIN), "0" = no fault
@@ -21,7 +22,10 @@ M.PREFIX = "LSANDB0X"
 local YEAR = "L"
 
 -- Parameter kinds: how scenario_vin's `variant` maps to the 4 digits.
---   serial: any number 0-9999, only to get distinct VINs (default 0)
+--   serial: any number 0-299999, only to get distinct VINs (default 0): the last
+--           4 digits in positions 14-17 (which stay digits, as ISO 3779 wants of
+--           a VIN's last four), the ten-thousands in the model-year code
+--           (position 10), from "L" on through the 30-year cycle
 --   times:  the fault fires on the first N calls, then the call works; 0 = always
 --           (counted per VIN for order faults, per order id for report faults)
 --   tenths: a delay in seconds, stored in tenths (variant 1.5 -> "0015"); default 2 s
@@ -99,23 +103,32 @@ end
 
 function M.info(name) return by_name[name] end
 
-local function param_digits(kind, variant)
+local YEAR_CODES = vinlib.YEAR_CODES
+local YEAR_INDEX = YEAR_CODES:find(YEAR, 1, true)
+-- Distinct serials: 10,000 per model-year code.
+M.SERIALS = 10000 * #YEAR_CODES
+
+-- The year code and the 4 parameter digits of a variant.
+local function param_chars(kind, variant)
   if variant == nil then variant = PARAM_DEFAULT[kind] end
   local n = tonumber(variant)
   if not n then return nil, "variant must be a number" end
   if kind == "tenths" then n = n * 10 end
   n = math.floor(n + 0.5)
-  if n < 0 or n > 9999 then return nil, "variant out of range" end
-  return string.format("%04d", n)
+  local max = kind == "serial" and M.SERIALS - 1 or 9999
+  if n < 0 or n > max then return nil, "variant out of range (0-" .. max .. ")" end
+  local block = math.floor(n / 10000)
+  local at = (YEAR_INDEX - 1 + block) % #YEAR_CODES + 1
+  return YEAR_CODES:sub(at, at), string.format("%04d", n % 10000)
 end
 
 -- A check-digit-valid VIN for a scenario; variant as described above.
 function M.vin(name, variant)
   local s = by_name[name]
   if not s then return nil, "unknown scenario: " .. tostring(name) end
-  local digits, err = param_digits(s.param, variant)
-  if not digits then return nil, err end
-  return vinlib.with_check_digit(M.PREFIX .. "0" .. YEAR .. s.phase .. s.code .. digits)
+  local year, digits = param_chars(s.param, variant)
+  if not year then return nil, digits end
+  return vinlib.with_check_digit(M.PREFIX .. "0" .. year .. s.phase .. s.code .. digits)
 end
 
 -- Scenario selected by a VIN, or nil. Returns a table:

@@ -5,12 +5,12 @@ local json = require "maintenance_report_sandbox.json"
 
 local M = {}
 
--- name -> size. orders: order ids, poll and fault counters; stats: what specs
+-- name -> size (room for 100,000 orders and more). orders: order ids, poll and fault counters; stats: what specs
 -- assert on; reports: generated report JSON per VIN (a cache: evicting an
 -- entry only costs a regeneration).
 M.DICTS = {
-  mr_sandbox_orders = "16m",
-  mr_sandbox_stats = "8m",
+  mr_sandbox_orders = "64m",
+  mr_sandbox_stats = "64m",
   mr_sandbox_reports = "64m",
 }
 
@@ -23,7 +23,10 @@ function M.count_order(vin)
   local n = stats:incr("orders", 1, 0)
   ngx.update_time()
   stats:set("t:" .. n, ngx.now())
-  stats:incr("v:" .. vin, 1, 0)
+  -- Distinct VINs and VINs ordered more than once, kept as counters so that a
+  -- batch of 100,000 can be checked without listing every key.
+  local times = stats:incr("v:" .. vin, 1, 0)
+  if times == 1 then stats:incr("vins", 1, 0) elseif times == 2 then stats:incr("repeat_vins", 1, 0) end
 end
 
 function M.count_report_read()
@@ -98,6 +101,15 @@ function M.stats_json()
     "order_ids_by_vin", json.object(ids_by_vin),
     "order_times", json.array(times),
     "report_reads", stats:get("report_reads") or 0,
+  })
+end
+
+-- {orders, vins, repeat_vins, report_reads}: the counters alone, cheap at any size.
+function M.counts_json()
+  local stats = dict("mr_sandbox_stats")
+  return json.encode(json.object {
+    "orders", stats:get("orders") or 0, "vins", stats:get("vins") or 0,
+    "repeat_vins", stats:get("repeat_vins") or 0, "report_reads", stats:get("report_reads") or 0,
   })
 end
 

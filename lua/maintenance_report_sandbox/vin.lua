@@ -13,6 +13,7 @@ local WEIGHTS = { 8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2 }
 -- Model-year codes repeat every 30 years: A=1980 ... Y=2000, 1=2001 ... 9=2009,
 -- then A=2010 again.
 local YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"
+M.YEAR_CODES = YEAR_CODES
 
 local function char_value(c)
   if c:match("%d") then return tonumber(c) end

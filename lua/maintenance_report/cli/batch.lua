@@ -42,6 +42,60 @@ local EXIT_RANK = { [7] = 8, [1] = 7, [3] = 6, [8] = 5, [4] = 4, [5] = 3, [6] = 
 
 local FINAL = { ready = true, no_records = true }
 
+-- The rows of a parse, csv.parse's list or csv.stream's { count =, each = }: an
+-- iterator, and their number.
+local function each_row(rows)
+  if rows.each then return rows.each() end
+  local i = 0
+  return function()
+    i = i + 1
+    return rows[i]
+  end
+end
+M.each_row = each_row
+
+local function row_count(rows)
+  return rows.count or #rows
+end
+
+-- This run's result per VIN, kept small for batches of 100,000. A row that ended
+-- final without an error keeps no table of its own: its order id and report are
+-- in the ledger, recorded the moment each arrived, and its output line takes them
+-- from there; for a streamed row (with an index) only a small code in an array is
+-- kept. Other rows keep { status =, order_id =, reused =, error = } by VIN.
+-- M.result(results, row) reads either; record(row, r) (the second value) writes.
+local SHARED, BY_CODE = {}, {}
+for status in pairs(FINAL) do
+  SHARED[status] = {}
+  for _, reused in ipairs{ false, true } do
+    local r = { status = status, reused = reused or nil }
+    BY_CODE[#BY_CODE + 1] = r
+    SHARED[status][reused] = #BY_CODE
+  end
+end
+local CODES = {} -- the private key of the codes array in a results table
+
+local function new_results()
+  local results = { [CODES] = {} }
+  local function record(row, r)
+    if FINAL[r.status] and not r.error then
+      local code = SHARED[r.status][r.reused and true or false]
+      if row.index then results[CODES][row.index] = code else results[row.vin] = BY_CODE[code] end
+    else
+      results[row.vin] = { status = r.status, order_id = r.order_id, reused = r.reused, ordered = r.ordered,
+        error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome, message = r.error.message } }
+    end
+  end
+  return results, record
+end
+
+--- This run's result for a row (nil: not finished by this run).
+function M.result(results, row)
+  local r = results[row.vin]
+  if r == nil and row.index and results[CODES] then r = BY_CODE[results[CODES][row.index]] end
+  return r
+end
+
 function M.describe(cmd)
   cmd:summary("Order and collect reports for many VINs (paid: one order per distinct VIN).")
   cmd:description("INPUT is CSV or plain lines vin[,engine_number[,plate_number]], with an optional "
@@ -128,13 +182,20 @@ function M.execute(ctx)
   local say = ctx.say or output.say
   -- Rows by final state (the summary's), plus what progress shows; active: rows in progress.
   local c = { done = 0, ordered = 0, active = 0, unknown_new = 0, resumed = 0, reused = 0 }
-  local results = {}
+  local results, record = new_results()
   local stop -- the error that stopped ordering
   local network_failures = 0
   local next_slot = now()
   local interval = 1 / ctx.rate
   local retries = {} -- rate-limited rows waiting for their backoff: { row=, attempt=, at= }
-  local next_index, active = 1, 0
+  local active = 0
+  -- Rows are pulled from the input one at a time; upcoming is the next one not
+  -- started yet (nil at the end) and upcoming_plan what its ledger entry says.
+  local pull = each_row(rows)
+  local upcoming, upcoming_plan = pull(), nil
+  local function advance()
+    upcoming, upcoming_plan = pull(), nil
+  end
 
   -- Writes the row's line (streaming) and keeps a slim result (no report) so memory stays flat.
   local function finish(row, r)
@@ -142,8 +203,7 @@ function M.execute(ctx)
     c.done = c.done + 1
     c[r.status] = (c[r.status] or 0) + 1
     if ctx.write_line then ctx.write_line(json.encode(r, { skip_keys = { raw = true } })) end
-    results[row.vin] = { status = r.status, order_id = r.order_id, reused = r.reused, ordered = r.ordered,
-      error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome, message = r.error.message } }
+    record(row, r)
   end
 
   local function stop_ordering(err)
@@ -229,26 +289,29 @@ function M.execute(ctx)
         return r.row, "order", r.attempt
       end
     end
-    if next_index > #rows then return nil end
-    local row = rows[next_index]
-    local entry, err = L:get(M.fields(row))
-    if err then
-      next_index = next_index + 1
-      stop_ordering(err)
-      finish(row, { status = "failed", error = error_fields(err) })
-      return next_row(t)
+    local row = upcoming
+    if row == nil then return nil end
+    if not upcoming_plan then -- read once, not again while it waits for its order slot
+      local entry, err = L:get(M.fields(row))
+      if err then
+        advance()
+        stop_ordering(err)
+        finish(row, { status = "failed", error = error_fields(err) })
+        return next_row(t)
+      end
+      upcoming_plan = M.plan(entry, { reuse = ctx.reuse, fresh = ctx.fresh, retry_unknown = ctx.retry_unknown })
     end
-    local plan = M.plan(entry, { reuse = ctx.reuse, fresh = ctx.fresh, retry_unknown = ctx.retry_unknown })
+    local plan = upcoming_plan
     if plan == "order" then
       if stop then
-        next_index = next_index + 1
+        advance()
         finish(row, { status = "skipped", error = { kind = stop.kind,
           message = "not ordered: ordering stopped after an earlier " .. tostring(stop.kind) .. " error" } })
         return next_row(t)
       end
       if t < next_slot then return nil, next_slot - t end
     end
-    next_index = next_index + 1
+    advance()
     return row, plan, 1
   end
 
@@ -264,7 +327,7 @@ function M.execute(ctx)
       if plan == "order" then next_slot = math.max(t, next_slot) + interval end
       start(row, plan, attempt)
     end
-    if active == 0 and next_index > #rows and #retries == 0 then break end
+    if active == 0 and upcoming == nil and #retries == 0 then break end
     local timeout = 0.1
     if wait then timeout = math.min(timeout, wait) end
     for _, r in ipairs(retries) do timeout = math.min(timeout, math.max(0, r.at - now())) end
@@ -320,9 +383,9 @@ function M.rebuild(path, L, parsed, results)
     put(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
       error = { kind = "invalid_input", message = bad.error } })
   end
-  for _, row in ipairs(parsed.rows) do
+  for row in each_row(parsed.rows) do
     local entry = L:get(M.fields(row)) -- a read failure leaves this run's result alone
-    put(M.line(row, results[row.vin], entry))
+    put(M.line(row, M.result(results, row), entry))
   end
   local closed, cerr = f:close()
   if ok and not closed then ok, werr = nil, cerr end
@@ -346,8 +409,8 @@ function M.exit_status(rows, results, invalid_count)
     if rank > worst_rank then worst, worst_rank = code, rank end
   end
   if invalid_count > 0 then consider(exit.CODES.usage) end
-  for _, row in ipairs(rows) do
-    local r = results[row.vin]
+  for row in each_row(rows) do
+    local r = M.result(results, row)
     if not r then
       consider(exit.CODES.internal)
     elseif r.status == "pending" then
@@ -361,12 +424,14 @@ function M.exit_status(rows, results, invalid_count)
   return worst
 end
 
-local function list_some(say, title, items, fmt)
-  if #items == 0 then return end
+-- Lists the first 20 items (of total, default #items).
+local function list_some(say, title, items, fmt, total)
+  total = total or #items
+  if total == 0 then return end
   say(title)
   for i, item in ipairs(items) do
     if i > 20 then
-      say(string.format("  … and %d more (see the output lines)", #items - 20))
+      say(string.format("  … and %d more (see the output lines)", total - 20))
       break
     end
     say("  " .. fmt(item))
@@ -376,13 +441,20 @@ end
 function M.summary(say, parsed, results, c, ctx)
   local order = { "ready", "no_records", "pending", "failed", "unknown", "skipped" }
   local counts = {}
-  for _, row in ipairs(parsed.rows) do
-    local r = results[row.vin]
+  local unknown = {} -- the first rows with an unknown outcome, and their number
+  local unknown_count = 0
+  for row in each_row(parsed.rows) do
+    local r = M.result(results, row)
     local status = r and r.status or "failed"
     counts[status] = (counts[status] or 0) + 1
+    if status == "unknown" then
+      unknown_count = unknown_count + 1
+      if #unknown <= 20 then unknown[#unknown + 1] = row end
+    end
   end
-  say(string.format("batch summary: %s, %s skipped, %s skipped", count(#parsed.rows, "distinct VIN"),
-    count(#parsed.duplicates, "duplicate row"), count(#parsed.invalid, "invalid row")))
+  say(string.format("batch summary: %s, %s skipped, %s skipped",
+    count(row_count(parsed.rows), "distinct VIN"), count(#parsed.duplicates, "duplicate row"),
+    count(#parsed.invalid, "invalid row")))
   local notes = {
     pending = "still pending: re-run the same command to keep polling (no new orders)",
     failed = "see the error in each output line",
@@ -399,23 +471,18 @@ function M.summary(say, parsed, results, c, ctx)
     say(string.format("from the ledger: %s reused, %s polled (no new charge)",
       count(c.reused, "report"), count(c.resumed, "placed order")))
   end
-  local unknown = {}
-  for _, row in ipairs(parsed.rows) do
-    local r = results[row.vin]
-    if r and r.status == "unknown" then unknown[#unknown + 1] = row end
-  end
   list_some(say, "VINs with an unknown order outcome (check your orders in the API marketplace console before "
     .. "ordering them again; then re-run with --retry-unknown to order them):", unknown, function(row)
       return string.format("line %d: %s", row.line, row.vin)
-    end)
+    end, unknown_count)
   local price = ctx.unit_price
   local stats = ctx.ledger:stats() or { orders = 0, by_state = {} }
   say(string.format("spent this run: %s × %s = %s; ledger total: %s = %s",
     count(c.ordered, "order"), money(price), money(c.ordered * price), count(stats.orders, "order"),
     money(stats.orders * price)))
-  if #unknown > 0 then
+  if unknown_count > 0 then
     say(string.format("possibly charged as well: %s with an unknown outcome (up to %s; %d of them "
-      .. "this run)", count(#unknown, "order"), money(#unknown * price), c.unknown_new))
+      .. "this run)", count(unknown_count, "order"), money(unknown_count * price), c.unknown_new))
   end
 end
 
@@ -449,7 +516,7 @@ end
 -- The plan line: what the ledger says each row will do. L may be false (no ledger yet).
 local function say_plan(args, parsed, L, path)
   local plan = { order = 0, poll = 0, reuse = 0, unknown = 0 }
-  for _, row in ipairs(parsed.rows) do
+  for row in each_row(parsed.rows) do
     local entry, err
     if L then entry, err = L:get(M.fields(row)) end
     if err then return nil, err end
@@ -457,7 +524,7 @@ local function say_plan(args, parsed, L, path)
     plan[p] = plan[p] + 1
   end
   output.say(string.format("batch: %s: %d to order (up to %s), %s to poll and %s "
-    .. "to reuse from the ledger %s, %d with an unknown outcome%s", count(#parsed.rows, "VIN"), plan.order,
+    .. "to reuse from the ledger %s, %d with an unknown outcome%s", count(row_count(parsed.rows), "VIN"), plan.order,
     money(plan.order * args.unit_price), count(plan.poll, "placed order"), count(plan.reuse, "report"), path,
     plan.unknown,
     plan.unknown > 0 and " (not ordered again; see --retry-unknown)" or ""))
@@ -478,9 +545,18 @@ local function dry_run(args, parsed)
   return exit.CODES.ok
 end
 
+-- Most of a batch's garbage dies young (a VIN's requests, responses and report):
+-- Lua 5.4's generational collector frees it without sweeping what stays (the
+-- ledger's index), and keeps the heap near what is live. LuaJIT has no such
+-- mode: a shorter pause keeps its heap within 1.5x of what is live.
+local function tune_gc()
+  if not pcall(collectgarbage, "generational") then collectgarbage("setpause", 150) end
+end
+
 function M.run(args)
+  tune_gc()
   local say = output.say
-  local parsed, perr = csv.read_file(args.input)
+  local parsed, perr = csv.read_file(args.input, { stream = true })
   if not parsed then return hints.fail(config.usage_error(perr), args) end
   for _, bad in ipairs(parsed.invalid) do
     say(string.format("%s: line %d: %s", args.input, bad.line, bad.error))
@@ -509,7 +585,7 @@ function M.run_with_ledger(args, parsed, L, path)
   if not planned then return hints.fail(perr, args) end
   local core = require "maintenance_report.core"
   local tty = terminal.isatty(2)
-  local progress = progress_lib.new{ total = #parsed.rows, tty = tty, now = core.monotime,
+  local progress = progress_lib.new{ total = row_count(parsed.rows), tty = tty, now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet,
     width = tty and not args.quiet and progress_lib.terminal_width() or nil }
   local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path,

@@ -95,7 +95,11 @@ function config.add_order_options(cmd)
 end
 
 function config.add_poll_options(cmd, default_max_wait)
-  cmd:option("--poll-interval", "Longest wait between two polls, in seconds.", "3")
+  -- No default of its own: without the flag the library's adaptive polling applies
+  -- (waits growing with the time already waited, up to its poll_interval).
+  cmd:option("--poll-interval", ("Longest wait between two polls, in seconds (default: the library's "
+    .. "adaptive policy, waits of %g × the time already waited, %g s up to %g s).")
+    :format(mr.DEFAULTS.poll_growth, mr.DEFAULTS.first_poll_delay, mr.DEFAULTS.poll_interval))
     :convert(number_converter("--poll-interval", 0, true))
   cmd:option("--max-wait", "Give up waiting after this many seconds (the order id is printed).",
     tostring(default_max_wait or 900))
@@ -312,7 +316,7 @@ function config.client_options(settings, args, extra)
   o.timeout = args.timeout
   o.connect_timeout = args.connect_timeout
   o.poll_interval = args.poll_interval
-  if args.poll_interval then o.first_poll_delay = math.min(1, args.poll_interval) end
+  if args.poll_interval then o.first_poll_delay = math.min(mr.DEFAULTS.first_poll_delay, args.poll_interval) end
   o.max_wait = args.max_wait
   if args.verbose then o.on_event = output.event_printer() end
   for k, v in pairs(extra or {}) do

@@ -109,6 +109,41 @@ local function check_row(fields, columns, has_header)
   return row
 end
 
+-- An iterator over the text's lines: each call gives the next data line's kind
+-- ("row", "invalid" or "header") and its row, problem or line number; nil at the end.
+local function lines_of(content)
+  if content:sub(1, 3) == "\239\187\191" then content = content:sub(4) end
+  local next_line = (content .. "\n"):gmatch("([^\n]*)\n")
+  local columns, has_header = DEFAULT_COLUMNS, false
+  local line_no, data_seen = 0, false
+  return function()
+    while true do
+      local line = next_line()
+      if not line then return nil end
+      line_no = line_no + 1
+      line = line:gsub("\r$", "")
+      local stripped = trim(line)
+      if stripped ~= "" and stripped:sub(1, 1) ~= "#" then
+        local fields, serr = csv.split(line)
+        if not fields then return "invalid", { line = line_no, error = serr, text = line } end
+        local header = not data_seen and header_columns(fields)
+        data_seen = true
+        if header then
+          if not header.vin then
+            return "invalid", { line = line_no, error = "header has no vin column", text = line }
+          end
+          columns, has_header = header, true
+          return "header", line_no
+        end
+        local row, err, raw = check_row(fields, columns, has_header)
+        if not row then return "invalid", { line = line_no, error = err, text = line, input = raw } end
+        row.line = line_no
+        return "row", row
+      end
+    end
+  end
+end
+
 --- Parses the whole input text. Returns {
 ---   rows = { {line=, vin=, engine_number=, plate_number=, input={...}}, ... } (valid, first occurrences),
 ---   invalid = { {line=, error=, text=}, ... },
@@ -117,53 +152,72 @@ end
 --- }
 function csv.parse(content)
   local result = { rows = {}, invalid = {}, duplicates = {} }
-  if content:sub(1, 3) == "\239\187\191" then content = content:sub(4) end
   local seen = {}
-  local columns, has_header = DEFAULT_COLUMNS, false
-  local line_no, data_seen = 0, false
-  for line in (content .. "\n"):gmatch("([^\n]*)\n") do
-    line_no = line_no + 1
-    line = line:gsub("\r$", "")
-    local stripped = trim(line)
-    if stripped ~= "" and stripped:sub(1, 1) ~= "#" then
-      local fields, serr = csv.split(line)
-      if not fields then
-        result.invalid[#result.invalid + 1] = { line = line_no, error = serr, text = line }
-      else
-        local header = not data_seen and header_columns(fields)
-        data_seen = true
-        if header then
-          if not header.vin then
-            result.invalid[#result.invalid + 1] = { line = line_no, error = "header has no vin column", text = line }
-          else
-            columns, has_header, result.header = header, true, line_no
-          end
-        else
-          local row, err, raw = check_row(fields, columns, has_header)
-          if not row then
-            result.invalid[#result.invalid + 1] = { line = line_no, error = err, text = line, input = raw }
-          elseif seen[row.vin] then
-            result.duplicates[#result.duplicates + 1] = { line = line_no, vin = row.vin, first_line = seen[row.vin] }
-          else
-            row.line = line_no
-            seen[row.vin] = line_no
-            result.rows[#result.rows + 1] = row
-          end
-        end
-      end
+  for kind, item in lines_of(content) do
+    if kind == "header" then
+      result.header = item
+    elseif kind == "invalid" then
+      result.invalid[#result.invalid + 1] = item
+    elseif seen[item.vin] then
+      result.duplicates[#result.duplicates + 1] = { line = item.line, vin = item.vin, first_line = seen[item.vin] }
+    else
+      seen[item.vin] = item.line
+      result.rows[#result.rows + 1] = item
     end
   end
   return result
 end
 
+--- csv.parse's result without the rows kept: rows = { count = n, each = fn } where each()
+--- is an iterator over the valid first occurrences that parses the text again, each row
+--- with its ordinal (row.index, 1 …), so that a batch of 100,000 VINs holds its input
+--- text and the lines of its duplicates, not 100,000 rows or a set of their VINs.
+function csv.stream(content)
+  local result = { invalid = {}, duplicates = {} }
+  local first = {} -- vin → the line of its first occurrence, while the text is read once
+  local count = 0
+  for kind, item in lines_of(content) do
+    if kind == "header" then
+      result.header = item
+    elseif kind == "invalid" then
+      result.invalid[#result.invalid + 1] = item
+    elseif first[item.vin] then
+      result.duplicates[#result.duplicates + 1] = { line = item.line, vin = item.vin, first_line = first[item.vin] }
+    else
+      first[item.vin] = item.line
+      count = count + 1
+    end
+  end
+  local duplicate_lines = {}
+  for _, d in ipairs(result.duplicates) do duplicate_lines[d.line] = true end
+  result.rows = { count = count, each = function()
+    local next_item = lines_of(content)
+    local index = 0
+    return function()
+      while true do
+        local kind, item = next_item()
+        if not kind then return nil end
+        if kind == "row" and not duplicate_lines[item.line] then
+          index = index + 1
+          item.index = index
+          return item
+        end
+      end
+    end
+  end }
+  return result
+end
+
 --- Reads and parses a file; returns the parse result or nil, message.
-function csv.read_file(path)
+--- opts.stream: csv.stream's result instead of csv.parse's.
+function csv.read_file(path, opts)
   local f, err = io.open(path, "rb")
   if not f then return nil, "cannot read " .. tostring(path) .. ": " .. tostring(err) end
   -- A directory opens fine on Linux; reading it is what fails.
   local content, rerr = f:read("*a")
   f:close()
   if content == nil then return nil, "cannot read " .. tostring(path) .. ": " .. tostring(rerr or "not a file") end
+  if opts and opts.stream then return csv.stream(content) end
   return csv.parse(content)
 end
 

@@ -32,7 +32,7 @@ function hints.resume_command(order_id, args)
   add("--source", args.source)
   add("--cafile", args.cafile)
   add("--insecure", args.insecure)
-  if args.poll_interval and args.poll_interval ~= 3 then add("--poll-interval", args.poll_interval) end
+  add("--poll-interval", args.poll_interval)
   return table.concat(words, " ")
 end
 local resume_command = hints.resume_command

@@ -10,6 +10,12 @@
 -- fsync'd before cas returns. A claim is a flock on
 -- <path>.claims/<hex key>.lock, which the kernel drops when its process
 -- dies: a crashed holder never blocks a key, and its intent reads as unknown.
+--
+-- Memory stays flat in the number of keys: the index keeps, per key, one
+-- number: where its latest record starts in the file and its version, state and
+-- whether it has an order id. An entry, its report included, is read back from
+-- the file when asked for, so a batch of 100,000 vehicles does not hold 100,000
+-- reports.
 local crc32 = require "maintenance_report.ledger.crc32"
 local util = require "maintenance_report.ledger.util"
 
@@ -20,6 +26,28 @@ local HEX8 = string.rep("%x", 8)
 
 local Store = {}
 Store.__index = Store
+
+-- The packed facts of an entry: version × 16 + state code × 2 + (order id ? 1 : 0).
+-- Code 0 is a state this version does not know: summary() reads such an entry.
+local STATE_CODES = { intent = 1, placed = 2, ready = 3, no_records = 4, unknown = 5, not_placed = 6 }
+local STATE_NAMES = {}
+for name, code in pairs(STATE_CODES) do STATE_NAMES[code] = name end
+
+local function pack(entry)
+  return (entry.version or 0) * 16 + (STATE_CODES[entry.state] or 0) * 2
+    + (type(entry.order_id) == "string" and 1 or 0)
+end
+
+local function packed_version(m)
+  return math.floor(m / 16)
+end
+
+-- index[key] = offset × META_SPAN + pack(entry): exact in a double (LuaJIT) and an
+-- integer (5.4) while the offset is below 8 GiB and the version below 65536;
+-- beyond either, or for a damaged key's entry (a table), meta[key] holds pack(entry).
+local META_SPAN, MAX_PACKED_OFFSET = 1048576, 8589934592
+-- Records to write in one go while compacting (bytes).
+local COMPACT_CHUNK = 1024 * 1024
 
 local function quote_key(key) return '"' .. key:gsub("\t", "\\t") .. '"' end
 
@@ -120,9 +148,86 @@ function file.open(path, opts)
 end
 
 -- Forgets what was read, so that the next refresh reads the whole file.
+-- index: key → the offset of its latest record in the file with pack(entry) (see
+-- META_SPAN), or the entry itself (a damaged key's, which no line holds); meta: the
+-- pack(entry) of keys whose index value does not hold it; keys: their number.
 function Store:reset()
-  self.index, self.damaged, self.unreadable = {}, {}, nil
+  self.index, self.meta, self.keys, self.damaged, self.unreadable = {}, {}, 0, {}, nil
   self.header, self.offset, self.lines, self.records, self.torn = nil, 0, 0, 0, 0
+end
+
+-- Records that key's latest entry is at `where` (an offset, or the entry); entry nil: deleted.
+function Store:remember(key, where, entry)
+  if entry == nil or entry.deleted then
+    if self.index[key] ~= nil then self.keys = self.keys - 1 end
+    self.index[key], self.meta[key] = nil, nil
+    return
+  end
+  if self.index[key] == nil then self.keys = self.keys + 1 end
+  self:place(key, where, pack(entry))
+end
+
+function Store:place(key, where, m)
+  if type(where) == "number" and where < MAX_PACKED_OFFSET and m < META_SPAN then
+    self.index[key], self.meta[key] = where * META_SPAN + m, nil
+  else
+    self.index[key], self.meta[key] = where, m
+  end
+end
+
+-- key's offset (or entry) and pack(entry); nil when the key has no entry.
+function Store:lookup(key)
+  local v = self.index[key]
+  if v == nil then return nil end
+  local m = self.meta[key]
+  if m ~= nil then return v, m end
+  return math.floor(v / META_SPAN), v % META_SPAN
+end
+
+-- The record line starting at offset of the file read so far, or nil when the
+-- file was replaced meanwhile (a compaction by another process).
+function Store:line_at(offset, f)
+  local own = f == nil
+  if own then
+    f = io.open(self.path, "rb")
+    if not f then return nil end
+    if f:read("*l") ~= self.header then
+      f:close()
+      return nil
+    end
+  end
+  f:seek("set", offset)
+  local line = f:read("*l")
+  if own then f:close() end
+  return line
+end
+
+-- A fresh copy of key's entry (nil: none), read from its line; nil, err when
+-- neither the file read so far nor a full re-read has it (once: no re-read,
+-- for a caller in the middle of reading the file).
+function Store:entry_of(key, once)
+  local where = self:lookup(key)
+  if where == nil then return nil end
+  if type(where) == "table" then return util.copy(where) end
+  for attempt = 1, once and 1 or 2 do
+    local line = self:line_at(where)
+    local found, entry = nil, nil
+    if line then found, entry = decode_line(line) end
+    if found == key then return entry end
+    if attempt == 2 then break end
+    self:reset()
+    local ok, err = self:refresh(false)
+    if not ok then return nil, err end
+    where = self:lookup(key)
+    if where == nil then return nil end
+    if type(where) == "table" then return util.copy(where) end
+  end
+  return nil, util.error("ledger", "cannot read the entry of " .. key:gsub("\t", " ") .. " back from " .. self.path)
+end
+
+function Store:version_of(key)
+  local _, m = self:lookup(key)
+  return m and packed_version(m) or nil
 end
 
 -- Runs fn under the exclusive file lock, polling a busy lock up to lock_wait seconds.
@@ -151,20 +256,22 @@ function Store:damage(line, problem, text)
   self.damaged[#self.damaged + 1] = record
   if not first_ok and not self.unreadable then self.unreadable = record end
   for _, key in ipairs(keys) do
-    local previous = self.index[key]
+    local previous = self:entry_of(key, true)
     local vin, engine_number, plate_number = key:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
-    self.index[key] = {
+    local entry = {
       key = key, vin = vin, engine_number = engine_number, plate_number = plate_number, state = "unknown",
       order_id = previous and previous.order_id, created_at = previous and previous.created_at,
       updated_at = previous and previous.updated_at,
-      version = (previous and previous.version or 0) + 1,
+      version = (self:version_of(key) or 0) + 1,
       reason = { kind = "ledger", message = ("ledger line %d is damaged (%s); the order may have been charged")
         :format(line, problem) },
     }
+    self:remember(key, entry, entry)
   end
 end
 
-function Store:apply(text)
+-- One line of the file, starting at offset.
+function Store:apply(text, offset)
   self.lines = self.lines + 1
   if self.lines == 1 then
     if text:sub(1, #HEADER) ~= HEADER then
@@ -183,14 +290,14 @@ function Store:apply(text)
     while at do
       local inner_key, inner = decode_line(text:sub(at))
       if inner_key then
-        self.index[inner_key] = not inner.deleted and inner or nil
+        self:remember(inner_key, offset + at - 1, inner)
         break
       end
       at = text:find(HEX8 .. " " .. HEX8 .. ' "', at + 1)
     end
     return
   end
-  self.index[key] = not entry.deleted and entry or nil
+  self:remember(key, offset, entry)
 end
 
 -- Reads what was appended since the last read (all of it when the file was
@@ -209,7 +316,7 @@ function Store:refresh(locked)
   while true do
     local nl = data:find("\n", pos, true)
     if not nl then break end
-    self:apply(data:sub(pos, nl - 1))
+    self:apply(data:sub(pos, nl - 1), self.offset + pos - 1)
     pos = nl + 1
   end
   self.offset = self.offset + pos - 1
@@ -253,7 +360,7 @@ function Store:read(key)
   local ok, err = self:refresh(false)
   if not ok then return nil, err end
   if self.unreadable then return nil, self:unreadable_error() end
-  return util.copy(self.index[key])
+  return self:entry_of(key)
 end
 
 -- Appends one record under the lock; a torn tail is compacted away first, so
@@ -270,10 +377,12 @@ function Store:append_record(key, entry, sync)
     if self.unreadable then self:refresh(true) end
   end
   local line = file.encode_line(key, entry)
+  local at = self.offset
   if self.lines == 0 then -- an empty file (a crash right after it was created) gets its header first
     local header = HEADER .. util.token():gsub("[^%w]", "")
     line = header .. "\n" .. line
     self.header, self.lines = header, 1
+    at = at + #header + 1
   end
   local ok, err = self.append(self.path, line, sync ~= false)
   if not ok then
@@ -281,27 +390,26 @@ function Store:append_record(key, entry, sync)
     return nil, util.store_error(err, "cannot write the ledger")
   end
   self.offset, self.lines, self.records = self.offset + #line, self.lines + 1, self.records + 1
-  self.index[key] = not entry.deleted and util.copy(entry) or nil
+  self:remember(key, at, entry)
   return true
 end
 
 function Store:key_count()
-  local n = 0
-  for _ in pairs(self.index) do n = n + 1 end
-  return n
+  return self.keys
 end
 
 --- cas(key, token, expected_version, entry [, opts]) → true | false, current | nil, err. Durable
 --- before it returns; opts.sync = false: written (it outlives the process), not fsync'd.
 function Store:cas(key, token, expected_version, entry, opts)
   local c = self.claims[key]
-  if not c or c.token ~= token then return false, util.copy(self.index[key]) end
+  if not c or c.token ~= token then return false, (self:entry_of(key)) end
   local ok, err = self:locked(function()
     local refreshed, refresh_err = self:refresh(true)
     if not refreshed then return nil, refresh_err end
-    local current = self.index[key]
-    if (current and current.version) ~= expected_version then return false, util.copy(current) end
-    local stored = util.copy(entry)
+    if self:version_of(key) ~= expected_version then return false, (self:entry_of(key)) end
+    -- A shallow copy: the line is written at once, and nothing keeps the table.
+    local stored = {}
+    for k, v in pairs(entry) do stored[k] = v end
     stored.key, stored.version = key, (expected_version or 0) + 1
     local appended, append_err = self:append_record(key, stored, not (opts and opts.sync == false))
     if not appended then return nil, append_err end
@@ -318,8 +426,37 @@ end
 function Store:list()
   local ok, err = self:refresh(false)
   if not ok then return nil, err end
+  local keys = {}
+  for key in pairs(self.index) do keys[#keys + 1] = key end
   local out = {}
-  for _, entry in pairs(self.index) do out[#out + 1] = util.copy(entry) end
+  for _, key in ipairs(keys) do
+    local entry, eerr = self:entry_of(key)
+    if eerr then return nil, eerr end
+    out[#out + 1] = entry
+  end
+  return out
+end
+
+--- summary() → { entries = n, by_state = { state = n }, orders = entries with an order id } | nil, err,
+--- from the index alone: no entry is read (but those of a state it does not know).
+function Store:summary()
+  local ok, err = self:refresh(false)
+  if not ok then return nil, err end
+  local out = { entries = 0, by_state = {}, orders = 0 }
+  for key in pairs(self.index) do
+    local _, m = self:lookup(key)
+    local state = STATE_NAMES[math.floor(m / 2) % 8]
+    if not state then
+      local entry, eerr = self:entry_of(key)
+      if eerr then return nil, eerr end
+      state = entry and entry.state
+    end
+    if state then
+      out.entries = out.entries + 1
+      out.by_state[state] = (out.by_state[state] or 0) + 1
+      if m % 2 == 1 then out.orders = out.orders + 1 end
+    end
+  end
   return out
 end
 
@@ -329,25 +466,51 @@ function Store:delete(key, token)
   return self:locked(function()
     local ok, err = self:refresh(true)
     if not ok then return nil, err end
-    local current = self.index[key]
-    if not current then return true end
-    return self:append_record(key, { key = key, deleted = true, version = (current.version or 0) + 1 })
+    local version = self:version_of(key)
+    if not version then return true end
+    return self:append_record(key, { key = key, deleted = true, version = version + 1 })
   end)
 end
 
 -- Writes one record per key to a temp file, fsyncs it, renames it over the
--- ledger and fsyncs the directory. Damaged keys are written as unknown.
+-- ledger and fsyncs the directory. Damaged keys are written as unknown. The
+-- latest line of every other key is copied as it is, a chunk at a time, so
+-- compacting a large ledger never holds it in memory.
 function Store:compact_locked()
   if self.unreadable then return nil, self:unreadable_error() end
   local keys = {}
   for key in pairs(self.index) do keys[#keys + 1] = key end
   table.sort(keys)
   local header = HEADER .. util.token():gsub("[^%w]", "")
-  local parts = { header .. "\n" }
-  for _, key in ipairs(keys) do parts[#parts + 1] = file.encode_line(key, self.index[key]) end
-  local content = table.concat(parts)
   local tmp = self.path .. ".compact." .. util.token():gsub("[^%w]", "")
-  local ok, err = self.append(tmp, content)
+  local src = io.open(self.path, "rb")
+  local parts, buffered, size = { header .. "\n" }, #header + 1, #header + 1
+  local offsets = {}
+  local ok, err = src ~= nil, "cannot read " .. self.path
+  for _, key in ipairs(keys) do
+    if not ok then break end
+    local where, m = self:lookup(key)
+    local line
+    if type(where) == "table" then
+      line = file.encode_line(key, where)
+    else
+      local text = self:line_at(where, src)
+      if not text or decode_line(text) ~= key then
+        ok, err = nil, "the record of " .. key:gsub("\t", " ") .. " cannot be read back"
+        break
+      end
+      line = text .. "\n"
+    end
+    offsets[key] = { size, m }
+    parts[#parts + 1] = line
+    size, buffered = size + #line, buffered + #line
+    if buffered >= COMPACT_CHUNK then
+      ok, err = self.append(tmp, table.concat(parts), false)
+      parts, buffered = {}, 0
+    end
+  end
+  if src then src:close() end
+  if ok then ok, err = self.append(tmp, table.concat(parts)) end -- fsync'd: every chunk with it
   if ok then
     local renamed, rename_err = os.rename(tmp, self.path)
     ok, err = renamed, rename_err
@@ -357,7 +520,8 @@ function Store:compact_locked()
     return nil, util.store_error(err, "cannot compact the ledger")
   end
   self.fsync_dir(self.dir)
-  self.header, self.offset, self.lines, self.records, self.torn = header, #content, #keys + 1, #keys, 0
+  for key, placed in pairs(offsets) do self:place(key, placed[1], placed[2]) end
+  self.header, self.offset, self.lines, self.records, self.torn = header, size, #keys + 1, #keys, 0
   self.damaged = {}
   return true
 end
