@@ -279,7 +279,7 @@ end
 -- The buy-once rules on shortened settings: a 1 s API timeout (below the 2 s of
 -- order_slow), no polling past the first answer (max_wait = 0) and no report reuse
 -- (cache_ttl = 0), so nothing but the ledger's record of an order can stop a new one;
--- poll_interval = 3, so that Retry-After shows it is the setting's.
+-- retry_after = 3, so that Retry-After shows it is the setting's.
 describe("examples/openresty after an order of unknown outcome or a pending report", function()
   local sb, server, dir
   local ADMIN = [[
@@ -295,7 +295,7 @@ describe("examples/openresty after an order of unknown outcome or a pending repo
     }
   ]]
   lazy_setup(function()
-    sb, server, dir = start_example(0, 2, ADMIN, "{ timeout = 1, max_wait = 0, cache_ttl = 0, poll_interval = 3 }")
+    sb, server, dir = start_example(0, 2, ADMIN, "{ timeout = 1, max_wait = 0, cache_ttl = 0, retry_after = 3 }")
   end)
   lazy_teardown(function() stop_example(sb, server, dir) end)
 

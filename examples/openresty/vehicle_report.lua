@@ -31,6 +31,7 @@ M.settings = {
   max_wait = 120,      -- seconds one request polls the vendor before answering 504
   timeout = 10,        -- seconds per API call
   poll_interval = mr.DEFAULTS.poll_interval, -- longest pause between two polls (the library's adaptive policy)
+  retry_after = 5,     -- seconds in Retry-After of a 504 pending or 503 answer: when to ask again
   ledger_wait = false, -- seconds a request waits for another one on the same VIN (false: see below)
   -- A fleet (docs/fleet.md). ledger_url: redis://[[user]:password@]host:port/db; false reads
   -- MAINTENANCE_REPORT_LEDGER (list it with `env`), and without either the ledger is this machine's.
@@ -223,7 +224,7 @@ local function serve(vin, tenant)
   end
   local headers
   if status == 503 or err.kind == "pending" then
-    headers = { ["Retry-After"] = tostring(math.ceil(M.settings.poll_interval)) }
+    headers = { ["Retry-After"] = tostring(math.ceil(M.settings.retry_after)) }
   end
   return status, M.error_body(err), headers
 end
