@@ -149,8 +149,6 @@ local function connect_error_kind(err)
   return "connect"
 end
 
--- One exchange on a connected socket. Returns the response, or nil, kind,
--- message, request_bytes (nil when a send failed part-way).
 -- One header line: the name (no space or colon in it), the value without the
 -- spaces around it; nil for a line that is neither. The same as
 -- line:match("^([^:%s]+):%s*(.-)%s*$"), with plain finds for the usual line.
@@ -167,6 +165,8 @@ local function header_line(line)
   return line:sub(1, colon - 1), line:match("^(.-)%s*$", first)
 end
 
+-- One exchange on a connected socket. Returns the response, or nil, kind,
+-- message, request_bytes (nil when a send failed part-way).
 local function exchange(sock, head, deadline, max_body, max_header_bytes)
   -- ngx.now() without update_time: the cached time is refreshed whenever the
   -- event loop runs, so it lags only by this handler's own CPU time since the
