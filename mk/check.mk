@@ -54,9 +54,10 @@ $(FUZZ_DIR)/fuzz_headers: fuzz/fuzz_headers.c src/transfer.c src/sign.c src/buf.
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_headers.c src/sign.c src/buf.c src/signals.c -o $@ $(LUA54_LIB) $(LIBS)
 
-$(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c src/json.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
+# json.c registers the writer too (src/json_encode.c).
+$(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c src/json.c src/json_encode.c src/buf.c fuzz/fuzz_common.h $(HDRS) mk/check.mk
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_json.c src/json.c -o $@ $(LUA54_LIB) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_json.c src/json.c src/json_encode.c src/buf.c -o $@ $(LUA54_LIB) $(LIBS)
 
 FUZZ_NORMALIZE_SRC = src/normalize.c src/normalize_date.c src/normalize_number.c
 
