@@ -144,38 +144,11 @@ local function lines_of(content)
   end
 end
 
---- Parses the whole input text. Returns {
----   rows = { {line=, vin=, engine_number=, plate_number=, input={...}}, ... } (valid, first occurrences),
----   invalid = { {line=, error=, text=}, ... },
----   duplicates = { {line=, vin=, first_line=}, ... },
----   header = line number or nil,
---- }
-function csv.parse(content)
-  local result = { rows = {}, invalid = {}, duplicates = {} }
-  local seen = {}
-  for kind, item in lines_of(content) do
-    if kind == "header" then
-      result.header = item
-    elseif kind == "invalid" then
-      result.invalid[#result.invalid + 1] = item
-    elseif seen[item.vin] then
-      result.duplicates[#result.duplicates + 1] = { line = item.line, vin = item.vin, first_line = seen[item.vin] }
-    else
-      seen[item.vin] = item.line
-      result.rows[#result.rows + 1] = item
-    end
-  end
-  return result
-end
-
---- csv.parse's result without the rows kept: rows = { count = n, each = fn } where each()
---- is an iterator over the valid first occurrences that parses the text again, each row
---- with its ordinal (row.index, 1 …), so that a batch of 100,000 VINs holds its input
---- text and the lines of its duplicates, not 100,000 rows or a set of their VINs.
-function csv.stream(content)
+-- One pass over the text: the header, the invalid lines and the duplicates go into a
+-- result table; each valid first occurrence goes to on_row(row).
+local function classify(content, on_row)
   local result = { invalid = {}, duplicates = {} }
-  local first = {} -- vin → the line of its first occurrence, while the text is read once
-  local count = 0
+  local first = {} -- vin → the line of its first occurrence
   for kind, item in lines_of(content) do
     if kind == "header" then
       result.header = item
@@ -185,9 +158,32 @@ function csv.stream(content)
       result.duplicates[#result.duplicates + 1] = { line = item.line, vin = item.vin, first_line = first[item.vin] }
     else
       first[item.vin] = item.line
-      count = count + 1
+      on_row(item)
     end
   end
+  return result
+end
+
+--- Parses the whole input text. Returns {
+---   rows = { {line=, vin=, engine_number=, plate_number=, input={...}}, ... } (valid, first occurrences),
+---   invalid = { {line=, error=, text=}, ... },
+---   duplicates = { {line=, vin=, first_line=}, ... },
+---   header = line number or nil,
+--- }
+function csv.parse(content)
+  local rows = {}
+  local result = classify(content, function(row) rows[#rows + 1] = row end)
+  result.rows = rows
+  return result
+end
+
+--- csv.parse's result without the rows kept: rows = { count = n, each = fn } where each()
+--- is an iterator over the valid first occurrences that parses the text again, each row
+--- with its ordinal (row.index, 1 …), so that a batch of 100,000 VINs holds its input
+--- text and the lines of its duplicates, not 100,000 rows or a set of their VINs.
+function csv.stream(content)
+  local count = 0
+  local result = classify(content, function() count = count + 1 end)
   local duplicate_lines = {}
   for _, d in ipairs(result.duplicates) do duplicate_lines[d.line] = true end
   result.rows = { count = count, each = function()
