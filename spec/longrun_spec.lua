@@ -69,7 +69,9 @@ local function own_pid()
 end
 
 local function assert_flat(before, after, what)
-  assert.are.equal(before.fds, after.fds,
+  -- No growth, not an equal count: a connection open at the first look (a keep-alive
+  -- one of the spec's own driving requests) may be gone at the second.
+  assert.is_true(after.fds <= before.fds,
     what .. ": open fds, before: " .. before.listing .. "; after: " .. after.listing)
   assert.is_true(after.heap - before.heap < HEAP_BOUND_KIB,
     ("%s: Lua heap %.0f -> %.0f KiB"):format(what, before.heap, after.heap))
