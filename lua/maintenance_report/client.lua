@@ -75,6 +75,8 @@ local OPTION_RULES = {
   -- below 16 KiB an order answer could be cut, and every order would end "unknown"
   max_body = number(16384, 1024 * 1024 * 1024, true),
   max_in_flight = number(1, 100000, true),
+  -- CPU seconds one step/socket_action may spend resuming tasks (scheduler.BUDGET)
+  step_budget = number(0, 1),
   -- the normalizer takes zones in quarter hours; anything else would raise after a paid order
   utc_offset_hours = { type = "number", min = -12, max = 14, check = function(v)
     if (v * 4.0) % 1 ~= 0 then return "must be in steps of 0.25 hours (such as 5.5 or 5.75)" end
@@ -743,6 +745,9 @@ local function query(st, args, progress)
   if decision.action == "unknown" then return unknown_outcome(st, decision.entry) end
   local claim = decision.claim
   progress.claim = claim -- a cancelled task never reaches the release below
+  -- The ledger's decision and the order (building and signing it, recording its
+  -- intent) are separate pieces: each alone fits a frame's share. Nothing is sent yet.
+  checkpoint(st)
   local done, report
   done, report, err = pcall(function()
     local order_id = decision.order_id
@@ -822,7 +827,7 @@ local function scheduler_of(st, level)
       error("this transport has no submit/perform; start_query and step need one that has", level + 1)
     end
     st.scheduler = scheduler.new{ transport = o.transport, now = o.now, sleep = o.sleep,
-      max_in_flight = o.max_in_flight }
+      max_in_flight = o.max_in_flight, budget = o.step_budget }
   end
   return st.scheduler
 end

@@ -50,7 +50,7 @@
 --
 -- Bounded work: one step(0) or socket_action resumes another task only while the CPU
 -- it used so far plus the cost of a recent resume stays within `budget` (default
--- scheduler.BUDGET, 0.5 ms; always at least one task per call), and leaves the rest
+-- scheduler.BUDGET, 0.25 ms; always at least one task per call), and leaves the rest
 -- ready, with timeout() 0, for the next call. Several queries finishing in the same
 -- frame then share the next frames instead of adding up in one.
 --
@@ -79,9 +79,11 @@ Scheduler.__index = Scheduler
 local Handle = {}
 Handle.__index = Handle
 
--- CPU seconds one call may spend resuming tasks. One resume is at most about a
--- report's completion (decode, normalize, the ledger's copy): under a millisecond.
-scheduler.BUDGET = 0.0005
+-- CPU seconds one call may spend resuming tasks. A call ends up at about the budget
+-- plus one piece of a task (a report's decode, normalize, analysis or ledger copy:
+-- 0.1-0.3 ms each, several times that with cold caches in a frame loop) plus curl's
+-- I/O: 0.25 ms keeps the sum well inside a frame's 2 ms share.
+scheduler.BUDGET = 0.00025
 
 -- A host told "no deadline" while tasks live could wait forever if a socket event went
 -- unnoticed; with no timer of its own or of curl's, it is asked back this often instead.

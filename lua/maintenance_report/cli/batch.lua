@@ -588,8 +588,9 @@ function M.run_with_ledger(args, parsed, L, path)
   local progress = progress_lib.new{ total = row_count(parsed.rows), tty = tty, now = core.monotime,
     interval = args.progress_interval, quiet = args.quiet,
     width = tty and not args.quiet and progress_lib.terminal_width() or nil }
+  -- step_budget: a batch has no frame to share; longer calls mean fewer loop turns.
   local extra = { max_in_flight = args.concurrency, ledger = L, ledger_path = path,
-    plan_rate_limit = args.plan_rate_limit }
+    plan_rate_limit = args.plan_rate_limit, step_budget = 0.01 }
   if args.verbose then
     local printer = output.event_printer()
     extra.on_event = function(ev)
