@@ -97,6 +97,16 @@ function M.run(opts)
   return stats
 end
 
+--- One line on step i of stats (M.run's): its CPU, whether the collector swept in it, and
+--- for a step over budget the page faults, preemptions and heap around it.
+function M.describe_step(stats, i)
+  local why = stats.over_budget[i]
+  return ("frame %d: client:step took %.2f ms of CPU%s%s"):format(i, stats.step_cpu[i] * 1000,
+    stats.step_swept[i] and " (with a GC sweep)" or "", why and
+    (": %d minor and %d major page faults, %d preemptions, heap %.0f → %.0f KiB"):format(why.minor_faults,
+      why.major_faults, why.involuntary_switches, why.heap_kib, why.heap_after_kib) or "")
+end
+
 local function main(args)
   local sb, endpoint, id, key, vins
   endpoint = os.getenv("MAINTENANCE_REPORT_ENDPOINT")

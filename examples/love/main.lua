@@ -11,13 +11,14 @@
 -- there (the spec does this under xvfb-run); MR_LOVE_SCREENSHOT=file.png: save the
 -- window first.
 local mr = require "maintenance_report"
+local core = require "maintenance_report.core"
 local text = require "maintenance_report.render.text"
 local pump_mod = require "maintenance_report.loop.love"
 
 local sb, client, pump
-local vins, results, shown = {}, {}, nil
+local vins, results, shown, first_report = {}, {}, nil, nil
 local font, angle = nil, 0
-local over = {} -- frames over 2 ms of CPU in the client (without a GC sweep)
+local over = {} -- frames over 2 ms of CPU in the client (without a GC sweep), described
 local quitting = false
 
 local function cjk_font(size)
@@ -42,8 +43,11 @@ local function write_result()
     statuses[i] = r and (r.report and r.report.status or ("error: " .. tostring(r.err))) or "missing"
   end
   local f = assert(io.open(path, "w"))
-  f:write(("return { frames = %d, max_cpu = %.9f, max_gc_cpu = %.9f, over = %d, statuses = { %q, %q, %q, %q, %q } }")
-    :format(pump.frames, pump.max_cpu, pump.max_gc_cpu, #over, unpack(statuses, 1, 5)))
+  local described = {}
+  for i, o in ipairs(over) do described[i] = ("%q"):format(o) end
+  f:write(("return { frames = %d, max_cpu = %.9f, max_gc_cpu = %.9f, over = { %s }, "
+    .. "statuses = { %q, %q, %q, %q, %q } }"):format(pump.frames, pump.max_cpu, pump.max_gc_cpu,
+    table.concat(described, ", "), unpack(statuses, 1, 5)))
   f:close()
 end
 
@@ -64,18 +68,29 @@ function love.load(args)
   font = cjk_font(14)
   collectgarbage() -- the font file's bytes, read once: collected now, not in some later frame
   for _, vin in ipairs(vins) do
-    client:start_query{ vin = vin, on_done = function(h) -- inside pump:update, on the game's thread
+    -- on_done runs inside pump:update, on the game's thread: it only keeps the result.
+    -- What the game does with it (the text below) is its own frame work, done after the pump.
+    client:start_query{ vin = vin, on_done = function(h)
       local report, err = h:result()
       results[vin] = { report = report, err = err }
-      if report and not shown then shown = text.render(report, { color = false }) end
+      if report and not first_report then first_report = report end
     end }
   end
 end
 
 function love.update(dt)
   angle = angle + dt * 2 -- the game's own work
+  -- The thread's page faults and preemptions around the client's share: a frame over
+  -- budget then says whether the kernel had a part in it.
+  local usage = core.thread_usage()
   local running = pump:update()
-  if pump.last_cpu > 0.002 and not pump.last_swept then over[#over + 1] = pump.last_cpu end
+  if pump.last_cpu > 0.002 and not pump.last_swept then
+    local now = core.thread_usage()
+    over[#over + 1] = ("frame %d: %.2f ms of CPU, %d page faults, %d preemptions"):format(pump.frames,
+      pump.last_cpu * 1000, now.minor_faults - usage.minor_faults,
+      now.involuntary_switches - usage.involuntary_switches)
+  end
+  if first_report and not shown then shown = text.render(first_report, { color = false }) end
   if running == 0 and os.getenv("MR_LOVE_RESULT") and not quitting then
     quitting = true
     write_result()
