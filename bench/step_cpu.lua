@@ -111,8 +111,8 @@ B.finally(function()
       vin = vin + 10
       local cmd = ("LUA_PATH=%s LUA_CPATH=%s %s %s --child %s %d"):format(
         B.quote(r.root .. "/lua/?.lua;" .. r.root .. "/lua/?/init.lua;" .. B.ROOT .. "/bench/?.lua;;"),
-        B.quote(r.root .. "/build/" .. (B.interpreter == "luajit" and "luajit" or B.interpreter) .. "/?.so;;"),
-        B.interpreter == "luajit" and "luajit" or B.interpreter, B.quote(B.ROOT .. "/bench/step_cpu.lua"),
+        B.quote(r.root .. "/build/" .. B.interpreter .. "/?.so;;"),
+        B.interpreter, B.quote(B.ROOT .. "/bench/step_cpu.lua"),
         B.quote(sb.base_url), vin)
       local p = assert(io.popen(cmd))
       local list = results[r.name]
