@@ -36,7 +36,7 @@ build = {
       sources = { "src/core.c", "src/sign.c", "src/buf.c", "src/transfer.c", "src/session.c",
                   "src/multi.c", "src/json.c", "src/json_encode.c", "src/os.c", "src/normalize.c",
                   "src/normalize_date.c", "src/normalize_number.c", "src/signals.c",
-                  "src/watch.c", "src/cputime.c", "src/crc32.c" },
+                  "src/watch.c", "src/cputime.c", "src/crc32.c", "src/analysis_search.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },

@@ -773,4 +773,5 @@ void mr_normalize_register(lua_State *L)
         lua_pushstring(L, key_text[k]);
     lua_pushcclosure(L, l_normalize_report, K_COUNT);
     lua_setfield(L, -2, "normalize_report");
+    mr_analysis_search_register(L);
 }

@@ -57,4 +57,8 @@ int mr_push_date(lua_State *L, int idx, long long offset_ms, int *key);
 int mr_l_normalize_number(lua_State *L);
 int mr_l_normalize_date(lua_State *L);
 
+/* Sets core.keyword_matches (analysis_search.c), the analysis' keyword search
+ * over normalized records, in the table at the top of the stack. */
+void mr_analysis_search_register(lua_State *L);
+
 #endif

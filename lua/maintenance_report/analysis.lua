@@ -12,6 +12,11 @@
 -- `supporting_records` are the report's own record tables that support the finding.
 local civil_date = require "maintenance_report.civil_date"
 local options = require "maintenance_report.options"
+-- The keyword search in C (src/analysis_search.c) on Lua 5.x, where it takes
+-- about a third of the Lua search's instructions; LuaJIT compiles the Lua
+-- search below into code faster than the C one's API calls (bench/analysis.lua).
+local has_core, core = pcall(require, "maintenance_report.core")
+local keyword_matches = not rawget(_G, "jit") and has_core and type(core) == "table" and core.keyword_matches or nil
 
 local analysis = {}
 
@@ -144,47 +149,52 @@ local function finding(list, id, severity, zh, en, records)
   list[#list + 1] = { id = id, severity = severity, zh = zh, en = en, supporting_records = records or {} }
 end
 
--- Dated records with a mileage, in date order (the normalizer sorts them stably).
+-- Dated records with a mileage, in date order (the normalizer sorts them
+-- stably): the records and their day numbers as two lists, and their count.
 local function odometer_points(records)
-  local out = {}
+  local rs, ds, n = {}, {}, 0
   for _, r in ipairs(records) do
     local d = r.date and day_of(r.date)
-    if d and type(r.mileage) == "number" then out[#out + 1] = { r = r, d = d } end
+    if d and type(r.mileage) == "number" then
+      n = n + 1
+      rs[n], ds[n] = r, d
+    end
   end
-  return out
+  return rs, ds, n
 end
 
 local function odometer(report, s, out)
-  local points = odometer_points(report.records or {})
+  local rs, ds, n = odometer_points(report.records or {})
   local suspicious, dropped = false, {}
-  local peak
-  for _, p in ipairs(points) do
-    if peak and peak.r.mileage - p.r.mileage > s.rollback_tolerance_km then
-      suspicious, dropped[p] = true, true
-      local drop = peak.r.mileage - p.r.mileage
+  local peak -- the index of the highest reading so far
+  for i = 1, n do
+    local p, top = rs[i], peak and rs[peak]
+    if top and top.mileage - p.mileage > s.rollback_tolerance_km then
+      suspicious, dropped[i] = true, true
+      local high, low, drop = number(top.mileage), number(p.mileage), number(top.mileage - p.mileage)
       finding(out, "odometer_rollback", "high",
-        string.format("里程回退：%s 为 %s 公里，之后 %s 仅 %s 公里（少 %s 公里）", peak.r.date, number(peak.r.mileage),
-          p.r.date, number(p.r.mileage), number(drop)),
-        string.format("odometer rollback: %s km on %s, then %s km on %s (%s km less)", number(peak.r.mileage),
-          peak.r.date, number(p.r.mileage), p.r.date, number(drop)),
-        { peak.r, p.r })
-      peak = p -- one finding per drop: the odometer counts on from the lower value
-    elseif not peak or p.r.mileage > peak.r.mileage then
-      peak = p
+        string.format("里程回退：%s 为 %s 公里，之后 %s 仅 %s 公里（少 %s 公里）", top.date, high, p.date, low, drop),
+        string.format("odometer rollback: %s km on %s, then %s km on %s (%s km less)", high, top.date, low, p.date,
+          drop),
+        { top, p })
+      peak = i -- one finding per drop: the odometer counts on from the lower value
+    elseif not top or p.mileage > top.mileage then
+      peak = i
     end
   end
-  for i = 2, #points do
-    local a, b = points[i - 1], points[i]
-    local km, days = b.r.mileage - a.r.mileage, b.d - a.d
+  for i = 2, n do
+    local a, b = rs[i - 1], rs[i]
+    local km, days = b.mileage - a.mileage, ds[i] - ds[i - 1]
     -- the climb back from a rolled-back reading is the rollback's, not a second finding
-    if not dropped[a] and km > s.max_km_per_year * days / 365 + s.burst_km then
+    if not dropped[i - 1] and km > s.max_km_per_year * days / 365 + s.burst_km then
       suspicious = true
+      local rise, limit = number(km), number(s.max_km_per_year)
       finding(out, "implausible_mileage_rate", "medium",
-        string.format("里程增长过快：%s 至 %s 的 %d 天内增加 %s 公里（上限按每年 %s 公里计）", a.r.date, b.r.date, days,
-          number(km), number(s.max_km_per_year)),
-        string.format("implausible mileage: %s km in %d days from %s to %s (limit %s km a year)", number(km), days,
-          a.r.date, b.r.date, number(s.max_km_per_year)),
-        { a.r, b.r })
+        string.format("里程增长过快：%s 至 %s 的 %d 天内增加 %s 公里（上限按每年 %s 公里计）", a.date, b.date, days,
+          rise, limit),
+        string.format("implausible mileage: %s km in %d days from %s to %s (limit %s km a year)", rise, days,
+          a.date, b.date, limit),
+        { a, b })
     end
   end
   local flag = (report.flags or {}).mileage_normal
@@ -192,7 +202,7 @@ local function odometer(report, s, out)
     finding(out, "mileage_flag_contradicted", "high",
       "厂商标记“里程正常”，但记录显示里程异常（见上）",
       "the vendor marks the mileage as normal, but the records show an anomaly (above)")
-  elseif flag == false and not suspicious and #points >= 2 then
+  elseif flag == false and not suspicious and n >= 2 then
     finding(out, "mileage_flag_contradicted", "medium",
       "厂商标记“里程异常”，但记录中的里程未见回退或异常增长",
       "the vendor marks the mileage as abnormal, but the records show no rollback or implausible rise")
@@ -382,11 +392,27 @@ end
 
 local VENDOR_FLAG = { structural = "structural", flood = "flood", fire = "fire", major_component = "major_component" }
 
-local function damage(report, s, out, index, records)
+-- The found table (record -> keyword) of each list, in order. The C search
+-- takes plain data only and says nil for anything else; the Lua search then
+-- gives its own answer, or raises as it always has, list by list.
+local function keyword_search(records, extra, lists, count)
+  local all_tables = true
+  for i = 1, count do
+    if type(lists[i]) ~= "table" then all_tables = false break end
+  end
+  local found = all_tables and keyword_matches and keyword_matches(records, extra, lists)
+  if found then return found end
+  local index = text_index{ records, extra }
+  found = {}
+  for i = 1, count do found[i] = match_list(index, lists[i]) end
+  return found
+end
+
+local function damage(report, out, found_lists, records)
   local flags = report.flags or {}
-  for _, cat in ipairs(analysis.DAMAGE) do
+  for c, cat in ipairs(analysis.DAMAGE) do
     local key, severity, zh_name, en_name = cat[1], cat[2], cat[3], cat[4]
-    local found = match_list(index, s.keywords[key])
+    local found = found_lists[c]
     local hits, words = EMPTY, nil
     if next(found) ~= nil then
       local seen_word = {}
@@ -418,43 +444,46 @@ local function damage(report, s, out, index, records)
   end
 end
 
-local function services_of(report, s, index)
-  local out = {}
-  local found = match_list(index, s.keywords.service)
+-- The dated service visits among the records: records, day numbers, count.
+local function services_of(report, found)
+  local rs, ds, n = {}, {}, 0
   for _, r in ipairs(report.records or EMPTY) do
     local d = found[r] and r.date and day_of(r.date)
-    if d then out[#out + 1] = { r = r, d = d } end
+    if d then
+      n = n + 1
+      rs[n], ds[n] = r, d
+    end
   end
-  return out
+  return rs, ds, n
 end
 
-local function service_history(report, s, out, index)
-  local services = services_of(report, s, index)
-  for i = 2, #services do
+local function service_history(report, s, out, found_service)
+  local services, service_days, count = services_of(report, found_service)
+  for i = 2, count do
     local a, b = services[i - 1], services[i]
-    local days = b.d - a.d
-    local km = (type(a.r.mileage) == "number" and type(b.r.mileage) == "number") and b.r.mileage - a.r.mileage or nil
+    local days = service_days[i] - service_days[i - 1]
+    local km = (type(a.mileage) == "number" and type(b.mileage) == "number") and b.mileage - a.mileage or nil
     if days > s.service_gap_days or (km and km > s.service_gap_km) then
+      local months, km_text = math.floor(days / 30.44), km and number(km)
       finding(out, "service_gap", "medium",
-        string.format("保养间隔过长：%s 至 %s 相隔 %d 个月%s", a.r.date, b.r.date, math.floor(days / 30.44),
-          km and ("、" .. number(km) .. " 公里") or ""),
-        string.format("service gap: %d months%s between %s and %s", math.floor(days / 30.44),
-          km and (" and " .. number(km) .. " km") or "", a.r.date, b.r.date),
-        { a.r, b.r })
+        string.format("保养间隔过长：%s 至 %s 相隔 %d 个月%s", a.date, b.date, months,
+          km_text and ("、" .. km_text .. " 公里") or ""),
+        string.format("service gap: %d months%s between %s and %s", months,
+          km_text and (" and " .. km_text .. " km") or "", a.date, b.date),
+        { a, b })
     end
   end
   local as_of = day_of(s.as_of)
-  local last = services[#services]
-  local last_day = last and last.d
+  local last = services[count]
+  local last_day = last and service_days[count]
   local vendor_last = report.last_maintenance_date and day_of(report.last_maintenance_date)
   if vendor_last and (not last_day or vendor_last > last_day) then last_day = vendor_last end
   if last_day and as_of - last_day > s.last_service_days then
+    local last_text, months = civil_date.format(last_day), math.floor((as_of - last_day) / 30.44)
     finding(out, "last_service_old", "medium",
-      string.format("最近一次保养在 %s，距 %s 已 %d 个月", civil_date.format(last_day), s.as_of,
-        math.floor((as_of - last_day) / 30.44)),
-      string.format("last service on %s, %d months before %s", civil_date.format(last_day),
-        math.floor((as_of - last_day) / 30.44), s.as_of),
-      last and { last.r } or {})
+      string.format("最近一次保养在 %s，距 %s 已 %d 个月", last_text, s.as_of, months),
+      string.format("last service on %s, %d months before %s", last_text, months, s.as_of),
+      last and { last } or {})
   end
   -- Our reading of mainTainTimes: services per year over the span from the
   -- first dated record to the last (at least one year).
@@ -469,18 +498,24 @@ local function service_history(report, s, out, index)
   end
   if type(vendor_rate) == "number" and first then
     local years = math.max(1, (final - first) / 365)
-    local rate = #services / years
+    local rate = count / years
     if math.abs(rate - vendor_rate) > s.service_rate_tolerance then
       finding(out, "service_count_mismatch", "info",
-        string.format("保养次数不符：记录中 %d 次保养，约每年 %.1f 次；厂商给出每年 %s 次", #services, rate,
+        string.format("保养次数不符：记录中 %d 次保养，约每年 %.1f 次；厂商给出每年 %s 次", count, rate,
           tostring(vendor_rate)),
         string.format("service count mismatch: %d services in the records, about %.1f a year; the vendor says %s",
-          #services, rate, tostring(vendor_rate)))
+          count, rate, tostring(vendor_rate)))
     end
   end
 end
 
 local SEVERITY_RANK = { high = 1, medium = 2, info = 3 }
+
+local function by_severity(a, b)
+  local ra, rb = SEVERITY_RANK[a.severity], SEVERITY_RANK[b.severity]
+  if ra ~= rb then return ra < rb end
+  return a.position < b.position
+end
 analysis.SEVERITY_LABELS = { high = "高风险", medium = "需注意", info = "提示" }
 
 --- The analysis of a normalized report (see the top of this file), or nil for a
@@ -505,16 +540,19 @@ function analysis.analyze(report, opts)
   local out = result.findings
   odometer(report, s, out)
   local records = all_records(report)
-  local index = text_index{ records, report.records or EMPTY }
-  damage(report, s, out, index, records)
-  service_history(report, s, out, index)
+  local lists, count = {}, 0
+  for _, cat in ipairs(analysis.DAMAGE) do
+    count = count + 1
+    lists[count] = s.keywords[cat[1]]
+  end
+  count = count + 1
+  lists[count] = s.keywords.service
+  local found = keyword_search(records, report.records or EMPTY, lists, count)
+  damage(report, out, found, records)
+  service_history(report, s, out, found[count])
   -- stable sort by severity: table.sort is not stable, so sort on (rank, position)
   for i, f in ipairs(out) do f.position = i end
-  table.sort(out, function(a, b)
-    local ra, rb = SEVERITY_RANK[a.severity], SEVERITY_RANK[b.severity]
-    if ra ~= rb then return ra < rb end
-    return a.position < b.position
-  end)
+  table.sort(out, by_severity)
   local level = "ok"
   for _, f in ipairs(out) do
     f.position = nil

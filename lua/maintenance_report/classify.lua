@@ -227,8 +227,10 @@ end
 --- X-RateLimit-Limit ("500") and X-RateLimit-Used ("100/125", used/limit) →
 --- { limit=, used=, used_limit= } with what could be read, or nil when neither is there.
 function classify.rate_limit(headers)
-  local limit = tonumber((header(headers, "x-ratelimit-limit") or ""):match("^%s*(%d+)%s*$") or "")
-  local used, of = (header(headers, "x-ratelimit-used") or ""):match("^%s*(%d+)%s*/%s*(%d+)%s*$")
+  local limit_text, used_text = header(headers, "x-ratelimit-limit"), header(headers, "x-ratelimit-used")
+  if not limit_text and not used_text then return nil end -- most answers: no pattern to run
+  local limit = tonumber((limit_text or ""):match("^%s*(%d+)%s*$") or "")
+  local used, of = (used_text or ""):match("^%s*(%d+)%s*/%s*(%d+)%s*$")
   if not limit and not used then return nil end
   return { limit = limit, used = tonumber(used), used_limit = tonumber(of) }
 end

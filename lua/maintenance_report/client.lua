@@ -5,7 +5,6 @@ local classify = require "maintenance_report.classify"
 local options = require "maintenance_report.options"
 local backoff = require "maintenance_report.backoff"
 local errors = require "maintenance_report.errors"
-local json = require "maintenance_report.json"
 local ledger_mod = require "maintenance_report.ledger"
 local analysis = require "maintenance_report.analysis"
 local validate = require "maintenance_report.validate"
@@ -213,6 +212,9 @@ local function encode_query(params)
 end
 
 local code_string = classify.code_string
+local json_decode = core.json_decode
+-- normalize.report without its opts table: utc_offset_hours was checked by client.new
+local normalize_report = core.normalize_report
 
 local function emit(st, event)
   if st.o.on_event then
@@ -238,7 +240,8 @@ end
 local function interpret(st, resp)
   local request_id = resp.headers and resp.headers["x-api-requestid"]
   local status = resp.status
-  local decoded = type(resp.body) == "string" and json.decode(resp.body) or nil
+  -- json.decode's error is not needed: an answer that is not JSON is quoted below
+  local decoded = type(resp.body) == "string" and json_decode(resp.body) or nil
   local kind, code, message
   if status == 200 and decoded ~= nil then
     kind, code, message = classify.envelope(decoded)
@@ -314,6 +317,16 @@ local function checkpoint(st)
   if sched and sched:running() then sched:checkpoint() end
 end
 
+-- sleep(st, seconds) as a function of seconds, made once per client: every request passes it on.
+local function sleeper_of(st)
+  local fn = st.sleeper
+  if not fn then
+    fn = function(s) return sleep(st, s) end
+    st.sleeper = fn
+  end
+  return fn
+end
+
 -- One signed GET. Returns the decoded envelope, nil, the request id; or nil, err.
 -- Orders always go out on a new connection: on a reused one that dies
 -- unanswered, libcurl would silently send the request again and buy twice.
@@ -321,7 +334,7 @@ local function exchange(st, op, path, params, attempt, hooks)
   local o = st.o
   if o.rate_limit then
     -- before signing: a wait here must not age the x-date header
-    local waited, rerr = o.rate_limit:acquire(function(s) return sleep(st, s) end)
+    local waited, rerr = o.rate_limit:acquire(sleeper_of(st))
     if not waited then
       emit(st, { event = "http", op = op, path = path, attempt = attempt, duration = 0, error_kind = rerr.kind })
       return nil, fail(st, rerr.kind, rerr.message, { sent = false, retryable = true })
@@ -331,7 +344,7 @@ local function exchange(st, op, path, params, attempt, hooks)
   local url = o.endpoint .. path .. "?" .. encode_query(params)
   local started = o.now()
   local gw = st.gateway
-  gw:pace(function(s) return sleep(st, s) end, o.now)
+  gw:pace(sleeper_of(st), o.now)
   local headers, sts = gw:sign(path, params)
   local resp, terr = request(st, {
     method = "GET", url = url, headers = headers,
@@ -604,7 +617,7 @@ local function report_of(st, decoded, order_id, request_id)
     })
   end
   checkpoint(st)
-  local report = normalize.report(decoded, status, order_id, { utc_offset_hours = o.utc_offset_hours })
+  local report = normalize_report(decoded, status, order_id, o.utc_offset_hours)
   if report then
     report.request_id = request_id
     -- the findings a buyer reads first; a pending report has nothing to analyse yet

@@ -120,9 +120,18 @@ end
 --- under clock_offset = "auto" the offset that cancels it.
 function Gateway:observe(resp)
   if not resp then return end
-  local rl = classify.rate_limit(resp.headers)
+  local headers = resp.headers
+  local rl = classify.rate_limit(headers)
   if rl and rl.limit then self.rate_limit = rl end
-  local server = classify.server_time(resp.headers)
+  -- The Date header changes once a second: its parse is kept for the next answers.
+  local date = type(headers) == "table" and headers.date or nil
+  local server
+  if date ~= nil and date == self.date_header then
+    server = self.date_server
+  else
+    server = classify.server_time(headers)
+    self.date_header, self.date_server = date, server
+  end
   if server then
     -- Both clocks read in whole seconds (Date and os.time truncate alike): ±1 s.
     self.skew = self.wall_clock() - server
