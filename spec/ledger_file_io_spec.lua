@@ -168,6 +168,44 @@ describe("file ledger claims", function()
     b:close()
   end)
 
+  it("a forked child neither passes its parent's file lock and claims as its own nor drops them", function()
+    if not rawget(_G, "jit") then
+      pending("forking needs LuaJIT's ffi")
+      return
+    end
+    local ffi = require "ffi"
+    pcall(ffi.cdef, "int fork(void); void _exit(int); int waitpid(int pid, int *status, int options);")
+    local key = ledger.key(VEHICLE)
+    local L = assert(ledger.file(path))
+    local other = assert(ledger.file(path, { lock_wait = 0 }))
+    assert.is_true(L.store:claim(key, "parent"))
+    local lock = assert(L.store:try_lock())
+    local result = dir .. "/child"
+    local pid = ffi.C.fork()
+    if pid == 0 then
+      local _, out = pcall(function()
+        local inherited = L.store:claim(key, "parent") -- the parent's token, in the table it copied
+        local own = L.store:claim(key, "child")
+        local _, _, why = L.store:try_lock()
+        return ("%s %s %s"):format(tostring(inherited), tostring(own), tostring(why))
+      end)
+      local f = io.open(result, "wb")
+      f:write(tostring(out))
+      f:close()
+      ffi.C._exit(0)
+    end
+    assert.is_true(pid > 0)
+    ffi.C.waitpid(pid, nil, 0)
+    assert.are.equal("false false busy", assert(shell.read_file(result)))
+    assert.is_false(other.store:claim(key, "other")) -- the parent still holds both
+    assert.are.equal("busy", select(3, other.store:try_lock()))
+    L.store:unlock(lock)
+    L.store:release(key, "parent")
+    assert.is_true(other.store:claim(key, "other"))
+    other:close()
+    L:close()
+  end)
+
   it("a format 1 ledger keeps one claim file per key, which an older process's flock finds held", function()
     local f = assert(io.open(path, "wb"))
     f:write("maintenance-report-ledger 1 gen1\n")

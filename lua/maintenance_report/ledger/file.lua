@@ -244,10 +244,26 @@ function Store:version_of(key)
   return m and packed_version(m) or nil
 end
 
+-- A forked child shares its parent's open file descriptions, and with them the
+-- parent's flock and byte locks, which it would pass as its own: before it locks
+-- or claims anything it closes its copies (without unlocking, which would drop
+-- the parent's locks) and forgets the parent's claims, then opens its own.
+function Store:own_descriptors()
+  local pid = self.core.getpid()
+  if pid == self.pid then return end
+  if self.pid ~= nil then
+    if self.lock_fd then self.lock_fd:close() end
+    if self.claim_fd then self.claim_fd:close() end
+    self.lock_fd, self.claim_fd, self.claims, self.slots = nil, nil, {}, {}
+  end
+  self.pid = pid
+end
+
 -- Takes the exclusive file lock once: a lock to release | nil, message, "busy" | nil, message.
 local HELD_LOCK = {}
 function Store:try_lock()
   if self.flock_hook then return self.flock_hook(self.lock_path) end
+  self:own_descriptors()
   if not self.lock_fd then
     local fd, err = self.core.open_fd(self.lock_path, true)
     if not fd then return nil, err end
@@ -402,6 +418,7 @@ end
 
 --- claim(key, token) → true | false | nil, err. The ttl is not used: the kernel ends a dead holder's lock.
 function Store:claim(key, token)
+  self:own_descriptors()
   local c = self.claims[key]
   if c then return c.token == token end
   if self.format == 1 then return self:claim_by_file(key, token) end
@@ -453,6 +470,7 @@ function Store:close_claims()
 end
 
 function Store:release(key, token)
+  self:own_descriptors()
   local c = self.claims[key]
   if c and c.token == token then self:drop_claim(key, c) end
   return true
@@ -504,6 +522,7 @@ end
 --- cas(key, token, expected_version, entry [, opts]) → true | false, current | nil, err. Durable
 --- before it returns; opts.sync = false: written (it outlives the process), not fsync'd.
 function Store:cas(key, token, expected_version, entry, opts)
+  self:own_descriptors()
   local c = self.claims[key]
   if not c or c.token ~= token then return false, (self:entry_of(key)) end
   local ok, err = self:locked(function()
@@ -565,6 +584,7 @@ end
 
 --- delete(key, token) → true | false (token given, not the holder) | nil, err. Appends a tombstone.
 function Store:delete(key, token)
+  self:own_descriptors()
   if token ~= nil and not (self.claims[key] and self.claims[key].token == token) then return false end
   return self:locked(function()
     local ok, err = self:refresh(true)
@@ -710,6 +730,7 @@ end
 
 -- Releases every claim and closes the held descriptors; a later call opens them again.
 function Store:close()
+  self:own_descriptors()
   self:close_claims()
   self:close_data()
   if self.lock_fd then self.lock_fd:close() end
