@@ -30,7 +30,7 @@ local function python_verify(path)
 import json, sys, zlib
 lines = open(sys.argv[1], "rb").read().split(b"\n")
 assert lines[-1] == b"", "no final newline"
-assert lines[0].startswith(b"maintenance-report-ledger 1 ")
+assert lines[0].startswith(b"maintenance-report-ledger 2 ")
 for line in lines[1:-1]:
     crc, rest = line.split(b" ", 1)
     assert int(crc, 16) == zlib.crc32(rest), line

@@ -206,4 +206,5 @@ void mr_os_register(lua_State *L)
     lua_pop(L, 1);
     luaL_setfuncs(L, funcs, 0);
     mr_crc32_register(L);
+    mr_fd_register(L);
 }

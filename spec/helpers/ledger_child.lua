@@ -6,6 +6,9 @@
 --     RACE-1. Prints one "ACTION <action> [order id]" line per begin.
 --   hold <path> intent|armed|placed: orders, writes intent (and arms it, and placed KILL-1),
 --     prints "HELD <pid>" and waits to be killed.
+--   claim <path> <key>: takes the store's claim of <key>; prints "HELD <pid>" and waits to be
+--     killed, or "BUSY" and exits when another holder has it.
+--   compact <path>: orders OTHER (intent, placed OTHER-1), compacts the ledger, prints "COMPACTED".
 local core = require "maintenance_report.core"
 local ledger = require "maintenance_report.ledger"
 
@@ -21,7 +24,24 @@ local function count_markers(dir)
   return n
 end
 
-if mode == "hold" then
+if mode == "claim" then
+  if not L.store:claim(arg[3], "child-token") then
+    io.write("BUSY\n")
+    os.exit(0)
+  end
+  io.write("HELD ", core.getpid(), "\n")
+  io.stdout:flush()
+  core.sleep(60)
+  os.exit(3)
+elseif mode == "compact" then
+  local d = assert(L:begin{ vin = "LSVAU2180N2183295" })
+  assert(d.action == "order", d.action)
+  assert(d.claim:intent())
+  assert(d.claim:placed("OTHER-1", "REQ-OTHER"))
+  d.claim:release()
+  assert(L:compact())
+  io.write("COMPACTED\n")
+elseif mode == "hold" then
   local d = assert(L:begin(VEHICLE))
   assert(d.action == "order", d.action)
   assert(d.claim:intent())

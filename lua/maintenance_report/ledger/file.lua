@@ -1,15 +1,33 @@
 -- The file store: one append-only file shared by every process of one user
 -- (the CLI's and scripts' default). docs/ledger.md describes the format:
 --
---   maintenance-report-ledger 1 <generation>\n                  (line 1)
+--   maintenance-report-ledger <format> <generation>\n         (line 1; format 2, or 1)
 --   <crc> <key crc> "<key>" <entry json>\n                      (one per write)
 --
 -- <crc> is the CRC-32 of everything after its space, <key crc> that of the
 -- quoted key, so a damaged line still names its key when that part is whole.
 -- Every write happens under an exclusive flock on <path>.lock and is
--- fsync'd before cas returns. A claim is a flock on
--- <path>.claims/<hex key>.lock, which the kernel drops when its process
--- dies: a crashed holder never blocks a key, and its intent reads as unknown.
+-- fsync'd before cas returns. The store keeps its descriptors of <path>.lock
+-- and <path> open for its life: a write is flock, stat, write, fsync, unlock.
+-- The stat notices another process's compaction (a rename over <path>): the
+-- path then names another inode than the held descriptor, which is reopened
+-- and read from the start. Reading an entry back uses the held descriptor,
+-- whose file is the one the index was read from, even after such a rename.
+--
+-- Claims, which the kernel drops when their process dies (a crashed holder
+-- never blocks a key, and its intent reads as unknown):
+-- - format 2: an exclusive OFD lock (fcntl F_OFD_SETLK) on one byte of
+--   <path>.claim-locks, at core.key_slot(key) (a 52-bit hash of the key). OFD
+--   locks belong to the open file description, not the process, so closing
+--   another descriptor of the file does not drop them, and two stores (two
+--   opens) conflict even in one process. Two keys with the same byte exclude
+--   each other: the second waits or is refused (ledger_busy) while the first
+--   is held, never shares it. Among n keys held at once that happens with a
+--   chance of about n² / 2^53 (1,000 held: 1 in 9·10^9).
+-- - format 1 (a ledger written before format 2): a flock on
+--   <path>.claims/<hex key>.lock, one file per key, which is what processes
+--   of older versions take. They read a format 2 header as damage and refuse
+--   to order, so the two kinds of claim never guard one ledger together.
 --
 -- Memory stays flat in the number of keys: the index keeps, per key, one
 -- number: where its latest record starts in the file and its version, state and
@@ -21,7 +39,10 @@ local util = require "maintenance_report.ledger.util"
 
 local file = {}
 
-local HEADER = "maintenance-report-ledger 1 "
+-- A new ledger is format 2 (its claims are byte locks); compaction keeps a file's format.
+local CURRENT_FORMAT = 2
+local function header_prefix(format) return "maintenance-report-ledger " .. format .. " " end
+local function new_header(format) return header_prefix(format) .. util.token():gsub("[^%w]", "") end
 local HEX8 = string.rep("%x", 8)
 
 local Store = {}
@@ -46,8 +67,8 @@ end
 -- integer (5.4) while the offset is below 8 GiB and the version below 65536;
 -- beyond either, or for a damaged key's entry (a table), meta[key] holds pack(entry).
 local META_SPAN, MAX_PACKED_OFFSET = 1048576, 8589934592
--- Records to write in one go while compacting (bytes).
-local COMPACT_CHUNK = 1024 * 1024
+-- Records to write in one go while compacting, and to read in one go (bytes).
+local COMPACT_CHUNK, READ_CHUNK = 1024 * 1024, 1024 * 1024
 
 local function quote_key(key) return '"' .. key:gsub("\t", "\\t") .. '"' end
 
@@ -109,9 +130,12 @@ local function make_dir(dir)
 end
 
 --- file.open(path, opts) → store | nil, err. opts (all optional, mostly for tests):
----   append(path, data, sync) → true | nil, msg   (core.append_durable: O_APPEND, write, fsync
----                                                unless sync is false)
----   fsync_dir(dir), flock(path), sleep(s), monotime()   (the core's)
+---   append(path, data, sync) → true | nil, msg   (default: a write on the held descriptor,
+---                                                fsync'd unless sync is false; for the
+---                                                compaction's and budget's files
+---                                                core.append_durable)
+---   flock(path) → lock | nil, msg, "busy"        (default: flock on the held descriptor)
+---   fsync_dir(dir), sleep(s), monotime()   (the core's)
 ---   lock_wait = seconds to wait for the file lock (10)
 ---   compact_min = records before automatic compaction is considered (1000), compact_ratio (4)
 function file.open(path, opts)
@@ -122,22 +146,23 @@ function file.open(path, opts)
   if dir == "" then dir = "/" end
   local store = setmetatable({
     path = path, dir = dir, lock_path = path .. ".lock", claims_dir = path .. ".claims",
-    append = opts.append or core.append_durable,
+    claim_locks_path = path .. ".claim-locks", core = core,
+    append = opts.append or core.append_durable, append_hook = opts.append,
     fsync_dir = opts.fsync_dir or core.fsync_dir,
-    flock = opts.flock or core.flock,
+    flock = opts.flock or core.flock, flock_hook = opts.flock,
     sleep = opts.sleep or core.sleep,
     monotime = opts.monotime or core.monotime,
     lock_wait = opts.lock_wait or 10,
     compact_min = opts.compact_min or 1000,
     compact_ratio = opts.compact_ratio or 4,
-    claims = {},
+    claims = {}, slots = {},
   }, Store)
   store:reset()
   local ok, err = make_dir(dir)
   if not ok then return nil, util.error("ledger", err) end
   ok, err = store:locked(function()
     if not exists(path) then
-      local created, create_err = store.append(path, HEADER .. util.token():gsub("[^%w]", "") .. "\n")
+      local created, create_err = store.append(path, new_header(CURRENT_FORMAT) .. "\n")
       if not created then return nil, create_err end
       store.fsync_dir(dir)
     end
@@ -153,7 +178,7 @@ end
 -- pack(entry) of keys whose index value does not hold it; keys: their number.
 function Store:reset()
   self.index, self.meta, self.keys, self.damaged, self.unreadable = {}, {}, 0, {}, nil
-  self.header, self.offset, self.lines, self.records, self.torn = nil, 0, 0, 0, 0
+  self.header, self.format, self.offset, self.lines, self.records, self.torn = nil, nil, 0, 0, 0, 0
 end
 
 -- Records that key's latest entry is at `where` (an offset, or the entry); entry nil: deleted.
@@ -184,22 +209,11 @@ function Store:lookup(key)
   return math.floor(v / META_SPAN), v % META_SPAN
 end
 
--- The record line starting at offset of the file read so far, or nil when the
--- file was replaced meanwhile (a compaction by another process).
-function Store:line_at(offset, f)
-  local own = f == nil
-  if own then
-    f = io.open(self.path, "rb")
-    if not f then return nil end
-    if f:read("*l") ~= self.header then
-      f:close()
-      return nil
-    end
-  end
-  f:seek("set", offset)
-  local line = f:read("*l")
-  if own then f:close() end
-  return line
+-- The record line starting at offset of the file read so far (the held
+-- descriptor's: a compaction by another process does not change it), or nil.
+function Store:line_at(offset)
+  if not self.data then return nil end
+  return (self.data:read_line(offset))
 end
 
 -- A fresh copy of key's entry (nil: none), read from its line; nil, err when
@@ -230,12 +244,50 @@ function Store:version_of(key)
   return m and packed_version(m) or nil
 end
 
+-- A forked child shares its parent's open file descriptions, and with them the
+-- parent's flock and byte locks, which it would pass as its own: before it locks
+-- or claims anything it closes its copies (without unlocking, which would drop
+-- the parent's locks) and forgets the parent's claims, then opens its own.
+function Store:own_descriptors()
+  local pid = self.core.getpid()
+  if pid == self.pid then return end
+  if self.pid ~= nil then
+    if self.lock_fd then self.lock_fd:close() end
+    if self.claim_fd then self.claim_fd:close() end
+    self.lock_fd, self.claim_fd, self.claims, self.slots = nil, nil, {}, {}
+  end
+  self.pid = pid
+end
+
+-- Takes the exclusive file lock once: a lock to release | nil, message, "busy" | nil, message.
+local HELD_LOCK = {}
+function Store:try_lock()
+  if self.flock_hook then return self.flock_hook(self.lock_path) end
+  self:own_descriptors()
+  if not self.lock_fd then
+    local fd, err = self.core.open_fd(self.lock_path, true)
+    if not fd then return nil, err end
+    self.lock_fd = fd
+  end
+  local ok, err, why = self.lock_fd:lock()
+  if not ok then return nil, err, why end
+  return HELD_LOCK
+end
+
+function Store:unlock(lock)
+  if lock ~= HELD_LOCK then return lock:release() end
+  if not self.lock_fd:unlock() then -- closing the descriptor drops the flock in any case
+    self.lock_fd:close()
+    self.lock_fd = nil
+  end
+end
+
 -- Runs fn under the exclusive file lock, polling a busy lock up to lock_wait seconds.
 function Store:locked(fn)
   local started, pause = self.monotime(), 0.001
   local lock, message, why
   while true do
-    lock, message, why = self.flock(self.lock_path)
+    lock, message, why = self:try_lock()
     if lock then break end
     if why ~= "busy" then return nil, util.error("ledger", "cannot lock the ledger: " .. tostring(message)) end
     if self.monotime() - started >= self.lock_wait then
@@ -245,7 +297,7 @@ function Store:locked(fn)
     pause = math.min(pause * 2, 0.05)
   end
   local ok, a, b = pcall(fn)
-  lock:release()
+  self:unlock(lock)
   if not ok then error(a, 0) end
   return a, b
 end
@@ -274,11 +326,12 @@ end
 function Store:apply(text, offset)
   self.lines = self.lines + 1
   if self.lines == 1 then
-    if text:sub(1, #HEADER) ~= HEADER then
+    local format = text:match("^maintenance%-report%-ledger ([12]) ")
+    if not format then
       self:damage(1, "not a ledger header", text)
       self.unreadable = self.unreadable or self.damaged[#self.damaged]
     end
-    self.header = text
+    self.header, self.format = text, tonumber(format)
     return
   end
   self.records = self.records + 1
@@ -304,24 +357,56 @@ end
 -- replaced by a compaction). `locked`: no writer is active, so an unfinished
 -- last line is a torn write, not one in progress.
 function Store:refresh(locked)
-  local f = io.open(self.path, "rb")
-  if not f then return nil, util.error("ledger", "cannot read the ledger file " .. self.path) end
-  local header = f:read("*l")
-  local size = f:seek("end")
-  if header ~= self.header or size < self.offset then self:reset() end
-  f:seek("set", self.offset)
-  local data = f:read("*a") or ""
-  f:close()
-  local pos = 1
-  while true do
-    local nl = data:find("\n", pos, true)
-    if not nl then break end
-    self:apply(data:sub(pos, nl - 1), self.offset + pos - 1)
-    pos = nl + 1
+  local id, size = self.core.file_identity(self.path)
+  if not id then return nil, util.error("ledger", "cannot read the ledger file " .. self.path) end
+  if id ~= self.data_id then
+    self:close_data()
+    local fd, err = self.core.open_fd(self.path)
+    if not fd then return nil, util.error("ledger", "cannot read the ledger file " .. tostring(err)) end
+    local fd_id, fd_size = fd:identity()
+    if not fd_id then
+      fd:close()
+      return nil, util.error("ledger", "cannot read the ledger file " .. self.path .. ": " .. tostring(fd_size))
+    end
+    self.data, self.data_id, size = fd, fd_id, fd_size
+    self:reset()
   end
-  self.offset = self.offset + pos - 1
-  if locked then self.torn = #data - pos + 1 end
+  -- Shorter, or grown by others with another first line: rewritten in place, read it all again.
+  if size < self.offset or (size > self.offset and self.header
+      and self.data:read(0, #self.header + 1) ~= self.header .. "\n") then
+    self:reset()
+  end
+  local data, read_to = "", self.offset
+  while read_to < size do
+    local chunk, err = self.data:read(read_to, math.min(READ_CHUNK, size - read_to))
+    if not chunk then return nil, util.error("ledger", "cannot read the ledger file " .. self.path .. ": " .. err) end
+    if chunk == "" then break end
+    read_to = read_to + #chunk
+    data = data .. chunk
+    local pos = 1
+    while true do
+      local nl = data:find("\n", pos, true)
+      if not nl then break end
+      self:apply(data:sub(pos, nl - 1), self.offset + pos - 1)
+      pos = nl + 1
+    end
+    self.offset = self.offset + pos - 1
+    data = data:sub(pos)
+  end
+  if locked then self.torn = read_to - self.offset end
   return true
+end
+
+function Store:close_data()
+  if self.data then self.data:close() end
+  self.data, self.data_id = nil, nil
+end
+
+-- Appends to the ledger file, which the caller has just refreshed under the lock:
+-- the held descriptor is the file the path names.
+function Store:append_data(text, sync)
+  if self.append_hook then return self.append_hook(self.path, text, sync) end
+  return self.data:append(text, sync)
 end
 
 function Store:unreadable_error()
@@ -331,10 +416,29 @@ function Store:unreadable_error()
     { line = d.line, path = self.path })
 end
 
---- claim(key, token) → true | false | nil, err. The ttl is not used: the kernel ends a dead holder's flock.
+--- claim(key, token) → true | false | nil, err. The ttl is not used: the kernel ends a dead holder's lock.
 function Store:claim(key, token)
+  self:own_descriptors()
   local c = self.claims[key]
   if c then return c.token == token end
+  if self.format == 1 then return self:claim_by_file(key, token) end
+  local slot = self.core.key_slot(key)
+  -- Another key of this store holds that byte: an OFD lock does not exclude its own holder.
+  if self.slots[slot] ~= nil then return false end
+  if not self.claim_fd then
+    local fd, err = self.core.open_fd(self.claim_locks_path, true)
+    if not fd then return nil, util.error("ledger", "cannot claim: " .. tostring(err)) end
+    self.claim_fd = fd
+  end
+  local held, err = self.claim_fd:range_lock(slot)
+  if held == nil then return nil, util.error("ledger", "cannot claim: " .. tostring(err)) end
+  if not held then return false end
+  self.claims[key], self.slots[slot] = { token = token, slot = slot }, key
+  return true
+end
+
+-- A format 1 ledger's claim: a flock on one file per key.
+function Store:claim_by_file(key, token)
   local ok, err = make_dir(self.claims_dir)
   if not ok then return nil, util.error("ledger", err) end
   local lock, message, why = self.flock(self.claims_dir .. "/" .. hex(key) .. ".lock")
@@ -346,12 +450,29 @@ function Store:claim(key, token)
   return nil, util.error("ledger", "cannot claim: " .. tostring(message))
 end
 
-function Store:release(key, token)
-  local c = self.claims[key]
-  if c and c.token == token then
-    c.lock:release()
-    self.claims[key] = nil
+function Store:drop_claim(key, c)
+  self.claims[key] = nil
+  if c.lock then return c.lock:release() end
+  self.slots[c.slot] = nil
+  if not self.claim_fd:range_unlock(c.slot) then -- closing drops every byte lock: release them all
+    self:close_claims()
   end
+end
+
+function Store:close_claims()
+  for key, c in pairs(self.claims) do
+    self.claims[key] = nil
+    if c.lock then c.lock:release() end
+  end
+  self.slots = {}
+  if self.claim_fd then self.claim_fd:close() end
+  self.claim_fd = nil
+end
+
+function Store:release(key, token)
+  self:own_descriptors()
+  local c = self.claims[key]
+  if c and c.token == token then self:drop_claim(key, c) end
   return true
 end
 
@@ -369,7 +490,7 @@ function Store:append_record(key, entry, sync)
   if self.torn > 0 then
     local ok, err
     if self.unreadable then
-      ok, err = self.append(self.path, "\n") -- ends the fragment: it stays visible as damage
+      ok, err = self:append_data("\n") -- ends the fragment: it stays visible as damage
     else
       ok, err = self:compact_locked()
     end
@@ -379,12 +500,12 @@ function Store:append_record(key, entry, sync)
   local line = file.encode_line(key, entry)
   local at = self.offset
   if self.lines == 0 then -- an empty file (a crash right after it was created) gets its header first
-    local header = HEADER .. util.token():gsub("[^%w]", "")
+    local header = new_header(CURRENT_FORMAT)
     line = header .. "\n" .. line
-    self.header, self.lines = header, 1
+    self.header, self.format, self.lines = header, CURRENT_FORMAT, 1
     at = at + #header + 1
   end
-  local ok, err = self.append(self.path, line, sync ~= false)
+  local ok, err = self:append_data(line, sync ~= false)
   if not ok then
     self:reset() -- part of it may be in the file: read everything again next time
     return nil, util.store_error(err, "cannot write the ledger")
@@ -401,6 +522,7 @@ end
 --- cas(key, token, expected_version, entry [, opts]) → true | false, current | nil, err. Durable
 --- before it returns; opts.sync = false: written (it outlives the process), not fsync'd.
 function Store:cas(key, token, expected_version, entry, opts)
+  self:own_descriptors()
   local c = self.claims[key]
   if not c or c.token ~= token then return false, (self:entry_of(key)) end
   local ok, err = self:locked(function()
@@ -462,6 +584,7 @@ end
 
 --- delete(key, token) → true | false (token given, not the holder) | nil, err. Appends a tombstone.
 function Store:delete(key, token)
+  self:own_descriptors()
   if token ~= nil and not (self.claims[key] and self.claims[key].token == token) then return false end
   return self:locked(function()
     local ok, err = self:refresh(true)
@@ -481,12 +604,11 @@ function Store:compact_locked()
   local keys = {}
   for key in pairs(self.index) do keys[#keys + 1] = key end
   table.sort(keys)
-  local header = HEADER .. util.token():gsub("[^%w]", "")
+  local header = new_header(self.format or CURRENT_FORMAT)
   local tmp = self.path .. ".compact." .. util.token():gsub("[^%w]", "")
-  local src = io.open(self.path, "rb")
   local parts, buffered, size = { header .. "\n" }, #header + 1, #header + 1
   local offsets = {}
-  local ok, err = src ~= nil, "cannot read " .. self.path
+  local ok, err = self.data ~= nil, "cannot read " .. self.path
   for _, key in ipairs(keys) do
     if not ok then break end
     local where, m = self:lookup(key)
@@ -494,7 +616,7 @@ function Store:compact_locked()
     if type(where) == "table" then
       line = file.encode_line(key, where)
     else
-      local text = self:line_at(where, src)
+      local text = self:line_at(where)
       if not text or decode_line(text) ~= key then
         ok, err = nil, "the record of " .. key:gsub("\t", " ") .. " cannot be read back"
         break
@@ -509,7 +631,6 @@ function Store:compact_locked()
       parts, buffered = {}, 0
     end
   end
-  if src then src:close() end
   if ok then ok, err = self.append(tmp, table.concat(parts)) end -- fsync'd: every chunk with it
   if ok then
     local renamed, rename_err = os.rename(tmp, self.path)
@@ -520,8 +641,16 @@ function Store:compact_locked()
     return nil, util.store_error(err, "cannot compact the ledger")
   end
   self.fsync_dir(self.dir)
+  self:close_data()
+  local fd = self.core.open_fd(self.path)
+  if not fd then -- compacted all the same: the next refresh opens it and reads it whole
+    self:reset()
+    return true
+  end
+  self.data, self.data_id = fd, (fd:identity())
   for key, placed in pairs(offsets) do self:place(key, placed[1], placed[2]) end
   self.header, self.offset, self.lines, self.records, self.torn = header, size, #keys + 1, #keys, 0
+  self.format = self.format or CURRENT_FORMAT
   self.damaged = {}
   return true
 end
@@ -599,11 +728,13 @@ function Store:spent(names)
   return out
 end
 
+-- Releases every claim and closes the held descriptors; a later call opens them again.
 function Store:close()
-  for key, c in pairs(self.claims) do
-    c.lock:release()
-    self.claims[key] = nil
-  end
+  self:own_descriptors()
+  self:close_claims()
+  self:close_data()
+  if self.lock_fd then self.lock_fd:close() end
+  self.lock_fd = nil
   return true
 end
 
