@@ -194,6 +194,19 @@ describe("analysis", function()
     assert.are.equal("invalid_input", err.kind)
   end)
 
+  it("pauses between its parts when given a pause function, with the same findings", function()
+    local report = fixtures.ready_report("O")
+    local pauses = 0
+    local paused = assert(analysis.analyze(report, { as_of = AS_OF }, function() pauses = pauses + 1 end))
+    assert.are.equal(2, pauses) -- after the odometer, after the keyword search
+    assert.are.same(assert(analysis.analyze(report, { as_of = AS_OF })), paused)
+    local nr = normalize.report(fixtures.json("vendor_report_no_records.json"), "no_records", "O-NR")
+    pauses = 0
+    analysis.analyze(nr, { as_of = AS_OF }, function() pauses = pauses + 1 end)
+    assert.are.equal(0, pauses)
+    assert.has_error(function() analysis.analyze(report, nil, 1) end, "analysis.analyze: pause must be a function")
+  end)
+
   it("attach sets report.analysis once", function()
     local report = cases.rollback()
     local a = analysis.attach(report, { as_of = AS_OF })

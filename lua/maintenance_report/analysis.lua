@@ -520,13 +520,18 @@ analysis.SEVERITY_LABELS = { high = "高风险", medium = "需注意", info = "�
 
 --- The analysis of a normalized report (see the top of this file), or nil for a
 --- pending report. opts: overrides of analysis.DEFAULTS plus as_of ("YYYY-MM-DD",
---- default today in China time). Raises for a programmer error in opts; returns
---- nil, err (invalid_input) for a value out of range.
-function analysis.analyze(report, opts)
+--- default today in China time). pause (optional): a function called between the
+--- analysis' parts (the odometer, the keyword search, the rest), with nothing and
+--- for nothing back: the client passes its scheduler's checkpoint, so that in a
+--- host's loop the parts may run in different calls. Raises for a programmer error
+--- in opts; returns nil, err (invalid_input) for a value out of range.
+function analysis.analyze(report, opts, pause)
   opts = opts or {}
   local ok, err = options.check("analysis.analyze", opts, RULES, 2)
   if not ok then return nil, err end
   if type(report) ~= "table" then error("analysis.analyze: report must be a table", 2) end
+  if pause ~= nil and type(pause) ~= "function" then error("analysis.analyze: pause must be a function", 2) end
+  pause = pause or function() end
   if report.status == "pending" then return nil end
   local s = settings(opts)
   local used = {}
@@ -539,6 +544,7 @@ function analysis.analyze(report, opts)
   end
   local out = result.findings
   odometer(report, s, out)
+  pause()
   local records = all_records(report)
   local lists, count = {}, 0
   for _, cat in ipairs(analysis.DAMAGE) do
@@ -548,6 +554,7 @@ function analysis.analyze(report, opts)
   count = count + 1
   lists[count] = s.keywords.service
   local found = keyword_search(records, report.records or EMPTY, lists, count)
+  pause()
   damage(report, out, found, records)
   service_history(report, s, out, found[count])
   -- stable sort by severity: table.sort is not stable, so sort on (rank, position)

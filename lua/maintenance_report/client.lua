@@ -317,6 +317,16 @@ local function checkpoint(st)
   if sched and sched:running() then sched:checkpoint() end
 end
 
+-- checkpoint(st) as a function, made once per client: the analysis pauses at it between its parts.
+local function pauser_of(st)
+  local fn = st.pauser
+  if not fn then
+    fn = function() return checkpoint(st) end
+    st.pauser = fn
+  end
+  return fn
+end
+
 -- sleep(st, seconds) as a function of seconds, made once per client: every request passes it on.
 local function sleeper_of(st)
   local fn = st.sleeper
@@ -622,8 +632,8 @@ local function report_of(st, decoded, order_id, request_id)
     report.request_id = request_id
     -- the findings a buyer reads first; a pending report has nothing to analyse yet
     if report.status ~= "pending" then
-      checkpoint(st) -- a piece of its own, so that one call stays within the scheduler's CPU budget
-      report.analysis = analysis.analyze(report)
+      checkpoint(st) -- pieces of their own, so that one call stays within the scheduler's CPU budget
+      report.analysis = analysis.analyze(report, nil, pauser_of(st))
     end
   end
   return report
