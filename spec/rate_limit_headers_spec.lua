@@ -26,6 +26,48 @@ describe("classify.rate_limit", function()
   end)
 end)
 
+describe("gateway pacing", function()
+  local gateway = require "maintenance_report.gateway"
+  local function paced_gateway()
+    local gw = assert(gateway.new({ endpoint = "http://127.0.0.1/release", secret_id = "AKIDpace",
+      algorithm = "hmac-sha1" }, {}))
+    local clock, slept = 0, {}
+    local function now() return clock end
+    local function sleep(s)
+      slept[#slept + 1] = s
+      clock = clock + s
+    end
+    return gw, now, sleep, slept, function(t) clock = t end
+  end
+
+  it("spaces the request after the answer that named the limit by an interval, not 0", function()
+    -- The fixed-window sandbox counted 7 in one second when the first paced request
+    -- followed that answer at once: it and 5 more, 185 ms apart, fit in 0.93 s.
+    local gw, now, sleep, slept, set = paced_gateway()
+    gw:pace(sleep, now) -- the first request: no limit known yet, it goes at once
+    assert.are.same({}, slept)
+    gw:observe{ status = 200, headers = { ["x-ratelimit-limit"] = "6", ["x-ratelimit-used"] = "1/6" } }
+    set(0.002)
+    gw:pace(sleep, now)
+    local interval = 1 / (6 * gateway.PACE_FRACTION)
+    assert.are.equal(1, #slept)
+    assert.is_true(math.abs(slept[1] - (interval - 0.002)) < 1e-9, tostring(slept[1]))
+    gw:pace(sleep, now) -- and the next, an interval after that
+    assert.is_true(math.abs(slept[2] - interval) < 1e-9, tostring(slept[2]))
+  end)
+
+  it("does not wait when the last request is an interval old, and never without a limit", function()
+    local gw, now, sleep, slept, set = paced_gateway()
+    gw:pace(sleep, now)
+    gw:pace(sleep, now)
+    assert.are.same({}, slept)
+    gw:observe{ status = 200, headers = { ["x-ratelimit-limit"] = "6" } }
+    set(10)
+    gw:pace(sleep, now)
+    assert.are.same({}, slept)
+  end)
+end)
+
 describe("rate-limit headers from the sandbox", function()
   local sb
   lazy_setup(function() sb = assert(sandbox.start{ pending_polls = 0, secret_key = "rl-spec-key" }) end)
@@ -89,10 +131,16 @@ describe("rate-limit headers from the sandbox", function()
     admin(sb, "rate_limit=6")
     local c = client{ max_in_flight = 8 }
     assert(c:get_report("abc123") == nil) -- one answer: X-RateLimit-Limit 6
-    for i = 1, 10 do assert(c:start_query{ vin = sandbox.scenario_vin("normal", 300 + i), max_wait = 10 }) end
+    local outcomes = {}
+    for i = 1, 10 do
+      assert(c:start_query{ vin = sandbox.scenario_vin("normal", 300 + i), max_wait = 10, on_done = function(h)
+        local report, err = h:result()
+        outcomes[#outcomes + 1] = report and report.status or tostring(err)
+      end })
+    end
     while c:step(0.05) > 0 do end
     c:close()
-    assert.are.equal(10, sb:stats().orders)
+    assert.are.equal(10, sb:stats().orders, table.concat(outcomes, "\n"))
     assert.are.equal(0, admin(sb, "", "GET").rate_limited)
   end)
 

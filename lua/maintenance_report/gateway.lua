@@ -54,7 +54,7 @@ function gateway.new(o, signer)
     accept = o.accept or "application/json", api_prefix = path,
     auto = o.clock_offset == "auto", offset = type(o.clock_offset) == "number" and o.clock_offset or 0,
     wall_clock = o.wall_clock or os.time, pace_enabled = o.pace ~= false,
-    skew = nil, rate_limit = o.plan_rate_limit and { limit = o.plan_rate_limit } or nil, next_at = nil,
+    skew = nil, rate_limit = o.plan_rate_limit and { limit = o.plan_rate_limit } or nil, last_slot = nil,
   }, Gateway)
 end
 
@@ -103,15 +103,20 @@ end
 
 --- Waits (with sleep(seconds), the caller's) until a request may go: evenly
 --- spaced below a known limit (the plan_rate_limit option, or the last
---- X-RateLimit-Limit). now: seconds, monotonic.
+--- X-RateLimit-Limit). now: seconds, monotonic. A request made before the limit
+--- was known counts too: the answer that names the limit is one of the
+--- window's requests, so the next one goes an interval after it, not at once.
 function Gateway:pace(sleep, now)
   if not self.pace_enabled then return end
+  local t = now()
   local limit = self.rate_limit and self.rate_limit.limit
-  if not limit or limit <= 0 then return end
+  if not limit or limit <= 0 then
+    self.last_slot = t
+    return
+  end
   local interval = 1 / (limit * gateway.PACE_FRACTION)
-  local t, at = now(), self.next_at or 0
-  local slot = math.max(t, at)
-  self.next_at = slot + interval
+  local slot = self.last_slot and math.max(t, self.last_slot + interval) or t
+  self.last_slot = slot
   if slot > t then sleep(slot - t) end
 end
 
