@@ -2,7 +2,7 @@
 -- runs 5 queries next to an echo server in the same controller, which this spec pings from
 -- outside. The example runs as its own process, as a cqueues server would, so its heap
 -- is its own, not the spec runner's after hundreds of specs.
-local socket = require "socket"
+local echo_ping = require "helpers.echo_ping"
 
 local ROOT = os.getenv("PWD")
 local interpreter = os.getenv("MR_SPEC_LUA") or (rawget(_G, "jit") and "luajit" or "lua5.4")
@@ -14,36 +14,13 @@ describe("cqueues recipe", function()
   it(("runs 5 queries while an echo server in the same controller answers within %d ms"):format(
       ECHO_BOUND * 1000), function()
     local cmd = ("cd %q && timeout 60 %s examples/cqueues/query.lua 2>&1"):format(ROOT, interpreter)
-    local child = assert(io.popen(cmd))
-    local first = child:read("*l")
-    local port = tonumber(first and first:match("^echo port (%d+)$"))
-    if not port then
-      local rest = child:read("*a")
-      child:close()
-      error("the example did not start: " .. tostring(first) .. "\n" .. tostring(rest))
-    end
-    local conn = assert(socket.connect("127.0.0.1", port))
-    conn:settimeout(5)
-    local rtts = {}
-    while true do -- until the example exits, which closes the connection
-      local sent = socket.gettime()
-      if not conn:send("ping\n") then break end
-      local line = conn:receive("*l")
-      if not line then break end
-      assert.are.equal("ping", line)
-      rtts[#rtts + 1] = socket.gettime() - sent
-      socket.sleep(0.02) -- the pace of the pings, not a synchronisation
-    end
-    conn:close()
-    local out = child:read("*a")
-    child:close()
+    local rtts, out = echo_ping.run(cmd)
     local ready = 0
     for _ in out:gmatch(": ready ") do ready = ready + 1 end
     assert.are.equal(5, ready, out)
     local wakeups = tonumber(out:match("\ndone, (%d+) pump wake%-ups\n"))
     assert.truthy(wakeups, out)
-    local max = 0
-    for _, t in ipairs(rtts) do max = math.max(max, t) end
+    local max = echo_ping.slowest(rtts)
     assert.is_true(#rtts >= 20, "only " .. #rtts .. " pings")
     assert.is_true(max <= ECHO_BOUND, ("the echo server took %.1f ms to answer"):format(max * 1000))
     io.stderr:write(("\ncqueues: 5 queries, %d pings, slowest echo %.2f ms, %d pump wake-ups\n"):format(
