@@ -3,8 +3,8 @@
 -- query by a bounded amount of work and returns at once (HTTP runs in curl's multi
 -- handle, poll waits are timers). The promise is about CPU: no client:step spends more
 -- than 2 ms of the game thread's CPU (M.STEP_CPU); a step in which Lua's collector swept
--- also did GC work for the whole program, and gets M.GC_STEP_CPU, and one in which the
--- kernel preempted the thread gets M.PREEMPTED_STEP_CPU. Wall-clock frame times
+-- also did GC work for the whole program, and gets M.GC_STEP_CPU; one other step of a run may
+-- take up to M.OUTLIER_STEP_CPU (M.check says which). Wall-clock frame times
 -- are reported too, but on a busy machine the OS may preempt any frame, whatever runs in it.
 --
 --   lua5.4 examples/game_loop.lua            starts its own sandbox (nothing is bought)
@@ -21,10 +21,11 @@ M.FRAME = 1 / 60        -- the frame budget: 16.7 ms
 M.SLOW_FRAME = 0.020    -- a frame longer than this (wall clock) counts as dropped
 M.STEP_CPU = 0.002      -- CPU seconds (of this thread) one client:step may take
 M.GC_STEP_CPU = 0.005   -- the same for a step in which Lua's collector swept the whole heap
--- ... and for a step in which the kernel preempted the thread: it comes back to cold caches,
--- and on a virtual machine the switch itself is partly charged to it (a step of 0.2 ms of
--- work measured 2.1 ms so). Page faults are not excused: the client's allocations cause them.
-M.PREEMPTED_STEP_CPU = 0.005
+-- The bound for the one step of a run that may go over M.STEP_CPU: on the 2-core VM we test
+-- on, a step whose work takes about 0.2 ms measured 2.1 ms, with the kernel's and the
+-- hypervisor's time in the thread's clock. A slow piece of the client runs in every query,
+-- so it shows in several steps, not one.
+M.OUTLIER_STEP_CPU = 0.005
 
 -- Stands in for the game's own per-frame work (physics, drawing…): busy for `seconds`.
 local function simulate_work(seconds)
@@ -119,6 +120,29 @@ function M.describe_step(stats, i)
       why.major_faults, why.involuntary_switches, why.heap_kib, why.heap_after_kib) or "")
 end
 
+--- nil when stats (M.run's) keep the promise, else a line on the step that breaks it:
+--- every step within M.STEP_CPU, except one within M.OUTLIER_STEP_CPU; a step in which the
+--- collector swept within M.GC_STEP_CPU. scale multiplies the bounds (default 1).
+function M.check(stats, scale)
+  local over = {}
+  scale = scale or 1
+  for i, t in ipairs(stats.step_cpu) do
+    if stats.step_swept[i] then
+      if t > M.GC_STEP_CPU * scale then return M.describe_step(stats, i) end
+    elseif t > M.OUTLIER_STEP_CPU * scale then
+      return M.describe_step(stats, i)
+    elseif t > M.STEP_CPU * scale then
+      over[#over + 1] = i
+    end
+  end
+  if #over > 1 then
+    local lines = {}
+    for _, i in ipairs(over) do lines[#lines + 1] = M.describe_step(stats, i) end
+    return ("%d steps over %g ms: %s"):format(#over, M.STEP_CPU * 1000, table.concat(lines, "; "))
+  end
+  return nil
+end
+
 local function main(args)
   local sb, endpoint, id, key, vins
   endpoint = os.getenv("MAINTENANCE_REPORT_ENDPOINT")
@@ -148,8 +172,11 @@ local function main(args)
     .. "(limit %.0f ms; %.2f ms with a GC sweep, %.2f ms preempted), %.2f ms wall"):format(stats.frames,
     stats.slow_frames, M.SLOW_FRAME * 1000, stats.max_frame * 1000, stats.max_step_cpu * 1000, M.STEP_CPU * 1000,
     stats.max_gc_step_cpu * 1000, stats.max_preempted_step_cpu * 1000, stats.max_step * 1000))
-  if stats.max_step_cpu > M.STEP_CPU or stats.max_gc_step_cpu > M.GC_STEP_CPU
-    or stats.max_preempted_step_cpu > M.PREEMPTED_STEP_CPU then os.exit(1) end
+  local over = M.check(stats)
+  if over then
+    io.stderr:write(over .. "\n")
+    os.exit(1)
+  end
 end
 
 -- require "game_loop" gives the module; running the file runs the demo.

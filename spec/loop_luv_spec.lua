@@ -12,14 +12,13 @@ local CPU_SCALE = os.getenv("MR_SPEC_SANITIZED") and math.huge or 1
 local STEP_CPU = 0.002 * CPU_SCALE -- CPU seconds one callback may spend in the client
 -- A call in which the collector swept (the heap shrank) also did GC work for the
 -- whole process, which the client does not bound; it gets this much instead, and so
--- does a call in which the kernel preempted the thread (examples/game_loop.lua,
--- PREEMPTED_STEP_CPU, says why).
+-- does one other call of the run (examples/game_loop.lua, OUTLIER_STEP_CPU, says why).
 local GC_STEP_CPU = 0.005 * CPU_SCALE
 
 -- Times every socket_action the adapter makes: CPU time of this thread, not wall time
 -- (curl's resolver threads run beside the loop).
 local function timed(client)
-  local cpu = { max = 0, max_gc = 0, calls = 0, gc_calls = 0, max_preempted = 0, preempted_calls = 0 }
+  local cpu = { max = 0, max_gc = 0, calls = 0, gc_calls = 0, over = {}, preempted_calls = 0 }
   local socket_action = client.socket_action
   client.socket_action = function(...)
     local heap = collectgarbage("count")
@@ -31,11 +30,13 @@ local function timed(client)
     if collectgarbage("count") < heap then
       cpu.gc_calls = cpu.gc_calls + 1
       if spent > cpu.max_gc then cpu.max_gc = spent end
-    elseif core.thread_usage().involuntary_switches > switches then
-      cpu.preempted_calls = cpu.preempted_calls + 1
-      if spent > cpu.max_preempted then cpu.max_preempted = spent end
-    elseif spent > cpu.max then
-      cpu.max = spent
+    else
+      local preempted = core.thread_usage().involuntary_switches > switches
+      if preempted then cpu.preempted_calls = cpu.preempted_calls + 1 end
+      if spent > STEP_CPU then
+        cpu.over[#cpu.over + 1] = ("%.2f ms%s"):format(spent * 1000, preempted and " (preempted)" or "")
+      end
+      if spent > cpu.max then cpu.max = spent end
     end
     return r
   end
@@ -89,15 +90,14 @@ describe("luv adapter", function()
     -- Polling at 100 Hz would be 100 timer wake-ups a second, over 200 here.
     assert.is_true(attached.timer_wakeups <= 2 * (exchanges + timers),
       ("%d timer wake-ups in %.2f s"):format(attached.timer_wakeups, took))
-    assert.is_true(cpu.max <= STEP_CPU, ("a callback took %.2f ms of CPU"):format(cpu.max * 1000))
+    assert.is_true(#cpu.over <= 1, #cpu.over .. " callbacks over 2 ms of CPU: " .. table.concat(cpu.over, ", "))
+    assert.is_true(cpu.max <= GC_STEP_CPU, ("a callback took %.2f ms of CPU"):format(cpu.max * 1000))
     assert.is_true(cpu.max_gc <= GC_STEP_CPU,
       ("a callback with a GC sweep took %.2f ms of CPU"):format(cpu.max_gc * 1000))
-    assert.is_true(cpu.max_preempted <= GC_STEP_CPU,
-      ("a preempted callback took %.2f ms of CPU"):format(cpu.max_preempted * 1000))
     io.stderr:write(("\nluv: 20 queries, %d exchanges, %d timers, %d wake-ups (%d of the timer) in %.2f s; "
-      .. "longest callback %.2f ms CPU (%.2f ms in %d with a GC sweep, %.2f ms in %d preempted)\n"):format(
-      exchanges, timers, attached.wakeups, attached.timer_wakeups, took, cpu.max * 1000, cpu.max_gc * 1000,
-      cpu.gc_calls, cpu.max_preempted * 1000, cpu.preempted_calls))
+      .. "longest callback %.2f ms CPU, %d over 2 ms (%.2f ms in %d with a GC sweep; %d preempted)\n"):format(
+      exchanges, timers, attached.wakeups, attached.timer_wakeups, took, cpu.max * 1000, #cpu.over,
+      cpu.max_gc * 1000, cpu.gc_calls, cpu.preempted_calls))
     client:close()
   end)
 
