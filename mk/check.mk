@@ -59,7 +59,8 @@ $(FUZZ_DIR)/fuzz_json: fuzz/fuzz_json.c src/json.c src/json_encode.c src/buf.c f
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_json.c src/json.c src/json_encode.c src/buf.c -o $@ $(LUA54_LIB) $(LIBS)
 
-FUZZ_NORMALIZE_SRC = src/normalize.c src/normalize_date.c src/normalize_number.c
+# normalize.c registers the analysis' keyword search too (src/analysis_search.c).
+FUZZ_NORMALIZE_SRC = src/normalize.c src/normalize_date.c src/normalize_number.c src/analysis_search.c
 
 $(FUZZ_DIR)/fuzz_normalize: fuzz/fuzz_normalize.c $(FUZZ_NORMALIZE_SRC) fuzz/fuzz_common.h $(HDRS) mk/check.mk
 	@mkdir -p $(dir $@)
