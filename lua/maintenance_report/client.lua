@@ -508,7 +508,7 @@ local BEGIN_KEYS = { "reuse", "retry_unknown", "fresh", "tenant" }
 
 -- The ledger's decision for a validated order; waits cooperatively for another holder.
 local function begin(st, params, args)
-  local opts = { reuse = st.o.reuse, wait = st.o.ledger_wait, sleep = function(s) return sleep(st, s) end }
+  local opts = { reuse = st.o.reuse, wait = st.o.ledger_wait, sleep = sleeper_of(st) }
   for _, k in ipairs(BEGIN_KEYS) do
     if args[k] ~= nil then opts[k] = args[k] end
   end
