@@ -4,9 +4,9 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes
 DEFS     = -D_POSIX_C_SOURCE=200809L
-PKGS     = libcurl libcrypto
+PKGS     = libcurl libcrypto zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lcrypto -lz)
 LIBS     = $(PKG_LIBS) -lpthread
 
 LUA54_INC  ?= /usr/include/lua5.4
@@ -27,7 +27,7 @@ REDIS54  = build/lua5.4/maintenance_report/hiredis.so
 REDISJIT = build/luajit/maintenance_report/hiredis.so
 
 # Debian packages the build, the tests, the sandbox and the benchmarks need.
-DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl curl ca-certificates \
+DEB_PACKAGES = gcc make pkg-config libcurl4-openssl-dev libssl-dev zlib1g-dev openssl curl ca-certificates \
   lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-argparse lua-check \
   lua-term lua-luaossl luarocks nginx libnginx-mod-http-lua lua-resty-core python3 wrk valgrind \
   libhiredis-dev redis-server lua-nginx-redis prometheus

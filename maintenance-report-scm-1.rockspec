@@ -26,6 +26,8 @@ external_dependencies = {
   -- Only the library: Debian keeps curl/curl.h in a multiarch include dir LuaRocks does not search.
   CURL = { library = "curl" },
   OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+  -- The file ledger's line checksums (crc32_z; Debian: zlib1g-dev).
+  ZLIB = { header = "zlib.h", library = "z" },
   -- The Redis ledger store's blocking client (Debian: libhiredis-dev).
   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
@@ -39,9 +41,9 @@ build = {
                   "src/watch.c", "src/cputime.c", "src/crc32.c", "src/analysis_search.c",
                   "src/fd.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-      libraries = { "curl", "crypto", "pthread" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)" },
+      libraries = { "curl", "crypto", "z", "pthread" },
     },
     ["maintenance_report.hiredis"] = {
       sources = { "src/redis/hiredis.c" },
