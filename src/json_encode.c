@@ -3,8 +3,11 @@
    keys ranked, then byte order; invalid UTF-8 as U+FFFD; control characters,
    '"', '\\' and DEL escaped ('/' not); integers without ".0", other numbers
    in the shortest of %.14g..%.17g that reads back; NaN and infinities refused.
-   The output grows in a userdata-owned buffer, so a Lua error raised halfway
-   (a NaN, a function, a cycle) leaks nothing. */
+   The output and the key scratch grow in one userdata-owned state, so a Lua
+   error raised halfway (a NaN, a function, a cycle) leaks nothing. An object's
+   keys are anchored on the Lua stack while they are sorted and written: no
+   table or userdata per object, so a report of ~170 tables allocates nothing
+   but the output buffer. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +18,34 @@
 #include "json_encode.h"
 
 #define MR_JSON_BUF_MT "maintenance_report.json_buf"
+/* Objects with at most this many keys are sorted by insertion: most have under 15. */
+#define MR_JSON_INSERTION_SORT_MAX 16
 #define MR_JSON_MAX_NESTING 64
 
 /* Argument slots of json_encode. */
 enum { A_VALUE = 1, A_INDENT, A_LIST_KEYS, A_SKIP_KEYS, A_NULL, A_ARRAY_MT, A_RANK, A_BUF };
 
 typedef struct {
-    lua_State *L;
-    mr_buf *out;
-    const char *indent; /* NULL: one line */
-    size_t indent_len;
-} encoder;
-
-typedef struct {
     const char *s;
     size_t len;
     lua_Integer rank; /* 0: not ranked */
-    int slot;         /* index in the anchoring table */
+    int slot;         /* the Lua stack slot that anchors the key's string */
 } key_ref;
+
+/* What one call owns outside Lua, freed by the userdata's __gc on an error. */
+typedef struct {
+    mr_buf out;
+    key_ref *keys; /* the open objects' keys, outermost first */
+    size_t keys_cap;
+} encode_state;
+
+typedef struct {
+    lua_State *L;
+    encode_state *st;
+    size_t keys_used;   /* keys[0 .. keys_used) belong to the objects being written */
+    const char *indent; /* NULL: one line */
+    size_t indent_len;
+} encoder;
 
 static void fail(lua_State *L, const char *message)
 {
@@ -40,15 +53,23 @@ static void fail(lua_State *L, const char *message)
     lua_error(L);
 }
 
+/* The output needs no NUL until the end (lua_pushlstring takes the length), so
+   a write with room is one memcpy; mr_buf_reserve keeps one byte spare. */
 static void put(encoder *e, const void *data, size_t n)
 {
-    if (mr_buf_append(e->out, data, n) != 0)
+    mr_buf *b = &e->st->out;
+    if (b->cap - b->len <= n && mr_buf_reserve(b, n) != 0)
         fail(e->L, "json.encode: out of memory");
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
 }
 
 static void put_char(encoder *e, char c)
 {
-    put(e, &c, 1);
+    mr_buf *b = &e->st->out;
+    if (b->cap - b->len <= 1 && mr_buf_reserve(b, 1) != 0)
+        fail(e->L, "json.encode: out of memory");
+    b->data[b->len++] = c;
 }
 
 static void put_pad(encoder *e, int depth)
@@ -91,6 +112,16 @@ static size_t utf8_len_at(const unsigned char *s, size_t i, size_t n)
     return len;
 }
 
+/* 1 for the ASCII bytes written as they are: printable, not '"' or '\\'. */
+static const unsigned char plain_ascii[256] = {
+    ['\x20'] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
+    ['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['@'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['P'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x5C '\\' */
+    ['`'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['p'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x7F DEL */
+};
+
 static void put_string(encoder *e, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -102,15 +133,16 @@ static void put_string(encoder *e, const char *str, size_t n)
         const char *esc = NULL;
         char u[6];
         size_t len;
+        if (plain_ascii[c]) {
+            i++;
+            continue;
+        }
         if (c >= 0x80) {
             len = utf8_len_at(s, i, n);
             if (len > 0) {
                 i += len;
                 continue;
             }
-        } else if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F) {
-            i++;
-            continue;
         }
         /* c needs writing differently: flush the plain run before it */
         put(e, s + run, i - run);
@@ -141,6 +173,23 @@ static void put_string(encoder *e, const char *str, size_t n)
     put_char(e, '"');
 }
 
+/* v in decimal, as LUA_INTEGER_FMT and "%.0f" (of an integral double below
+   2^53) print it, without a printf call: most numbers in a report are integers. */
+static void put_integer(encoder *e, long long v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    /* the magnitude as unsigned, so that LLONG_MIN does not overflow */
+    unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + (int)(m % 10));
+        m /= 10;
+    } while (m != 0);
+    if (v < 0)
+        *--p = '-';
+    put(e, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 static void put_number(encoder *e, int idx)
 {
     lua_State *L = e->L;
@@ -149,8 +198,7 @@ static void put_number(encoder *e, int idx)
     int digits, first;
 #if LUA_VERSION_NUM >= 503
     if (lua_isinteger(L, idx)) {
-        snprintf(tmp, sizeof tmp, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
-        put(e, tmp, strlen(tmp));
+        put_integer(e, (long long)lua_tointeger(L, idx));
         return;
     }
 #endif
@@ -160,10 +208,13 @@ static void put_number(encoder *e, int idx)
         lua_pushfstring(L, "json.encode: cannot encode %s (JSON has no NaN or infinity)", lua_tostring(L, -1));
         lua_error(L);
     }
-    /* Below 2^53 every integral double is exact, so %.0f prints it digit for digit. */
+    /* Below 2^53 every integral double is exact and prints digit for digit;
+       -0.0 keeps the sign "%.0f" gives it. */
     if (n == floor(n) && n > -9007199254740992.0 && n < 9007199254740992.0) {
-        snprintf(tmp, sizeof tmp, "%.0f", (double)n);
-        put(e, tmp, strlen(tmp));
+        if (n == 0 && signbit(n))
+            put(e, "-0", 2);
+        else
+            put_integer(e, (long long)n);
         return;
     }
     /* Normal doubles that read back from 14 digits have no shorter form; subnormals may. */
@@ -264,56 +315,94 @@ static void encode_array(encoder *e, int t, size_t n, int depth)
     put_char(e, ']');
 }
 
+static void sort_keys(key_ref *refs, int count)
+{
+    int i, j;
+    if (count > MR_JSON_INSERTION_SORT_MAX) {
+        qsort(refs, (size_t)count, sizeof *refs, key_before);
+        return;
+    }
+    for (i = 1; i < count; i++) {
+        key_ref k = refs[i];
+        for (j = i; j > 0 && key_before(&refs[j - 1], &k) > 0; j--)
+            refs[j] = refs[j - 1];
+        refs[j] = k;
+    }
+}
+
+/* Room for n more keys in the scratch; it may move, so callers index it, never hold it. */
+static void reserve_keys(encoder *e, size_t n)
+{
+    encode_state *st = e->st;
+    key_ref *grown;
+    size_t cap;
+    if (e->keys_used + n <= st->keys_cap)
+        return;
+    cap = st->keys_cap ? st->keys_cap : 64;
+    while (cap < e->keys_used + n)
+        cap *= 2;
+    grown = realloc(st->keys, cap * sizeof *grown);
+    if (grown == NULL)
+        fail(e->L, "json.encode: out of memory");
+    st->keys = grown;
+    st->keys_cap = cap;
+}
+
 static void encode_object(encoder *e, int t, int depth)
 {
     lua_State *L = e->L;
-    int anchor, count = 0, i;
-    key_ref *refs;
-    lua_newtable(L); /* the key strings, alive while they are sorted and written */
-    anchor = lua_gettop(L);
+    int base = lua_gettop(L), count, i;
+    size_t first;
+    /* Each kept key stays on the stack below the one lua_next walks on with, so
+       every key string is anchored until the object is written, whatever a
+       finalizer run by an allocation does to t. */
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         lua_pop(L, 1);
-        if (!is_truthy_field(L, A_SKIP_KEYS, lua_gettop(L))) {
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                lua_pushvalue(L, -1);
-            } else {
-                /* tostring(k), as the Lua writer does for a number key in an object */
-                lua_getglobal(L, "tostring");
-                lua_pushvalue(L, -2);
-                lua_call(L, 1, 1);
-            }
-            lua_rawseti(L, anchor, ++count);
+        if (!lua_checkstack(L, 4))
+            fail(L, "json.encode: out of Lua stack");
+        if (is_truthy_field(L, A_SKIP_KEYS, lua_gettop(L)))
+            continue;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushvalue(L, -1);
+        } else {
+            /* tostring(k), as the Lua writer does for a number key in an object */
+            lua_getglobal(L, "tostring");
+            lua_pushvalue(L, -2);
+            lua_call(L, 1, 1);
+            lua_insert(L, -2);
         }
     }
+    count = lua_gettop(L) - base;
     if (count == 0) {
-        lua_pop(L, 1);
         put(e, "{}", 2);
         return;
     }
-    refs = lua_newuserdata(L, (size_t)count * sizeof *refs);
+    reserve_keys(e, (size_t)count);
+    first = e->keys_used;
     for (i = 0; i < count; i++) {
-        lua_rawgeti(L, anchor, i + 1);
-        refs[i].s = lua_tolstring(L, -1, &refs[i].len);
-        refs[i].slot = i + 1;
+        key_ref *r = &e->st->keys[first + (size_t)i];
+        r->slot = base + 1 + i;
+        r->s = lua_tolstring(L, r->slot, &r->len);
+        lua_pushvalue(L, r->slot);
         lua_rawget(L, A_RANK);
-        refs[i].rank = lua_isnumber(L, -1) ? (lua_Integer)lua_tonumber(L, -1) : 0;
+        r->rank = lua_isnumber(L, -1) ? (lua_Integer)lua_tonumber(L, -1) : 0;
         lua_pop(L, 1);
     }
-    qsort(refs, (size_t)count, sizeof *refs, key_before);
+    sort_keys(&e->st->keys[first], count);
+    e->keys_used += (size_t)count; /* nested objects take theirs after these */
     put_char(e, '{');
     for (i = 0; i < count; i++) {
-        int key_idx;
+        const key_ref *r = &e->st->keys[first + (size_t)i];
+        int key_idx = r->slot;
         if (i > 0)
             put_char(e, ',');
         put_pad(e, depth + 1);
-        put_string(e, refs[i].s, refs[i].len);
+        put_string(e, r->s, r->len);
         if (e->indent != NULL)
             put(e, ": ", 2);
         else
             put_char(e, ':');
-        lua_rawgeti(L, anchor, refs[i].slot);
-        key_idx = lua_gettop(L);
         lua_pushvalue(L, key_idx);
         lua_gettable(L, t);
         if (lua_isnil(L, -1)) { /* a number key, written as its tostring: t[tonumber(k)] */
@@ -326,11 +415,12 @@ static void encode_object(encoder *e, int t, int depth)
             }
         }
         encode_value(e, lua_gettop(L), depth + 1, key_idx);
-        lua_pop(L, 2);
+        lua_pop(L, 1);
     }
+    e->keys_used = first;
     put_pad(e, depth);
     put_char(e, '}');
-    lua_pop(L, 2); /* refs, anchor */
+    lua_settop(L, base);
 }
 
 static void encode_table(encoder *e, int t, int depth, int key_idx)
@@ -387,9 +477,17 @@ static void encode_value(encoder *e, int idx, int depth, int key_idx)
     }
 }
 
+static void free_state(encode_state *st)
+{
+    mr_buf_free(&st->out);
+    free(st->keys);
+    st->keys = NULL;
+    st->keys_cap = 0;
+}
+
 static int l_buf_gc(lua_State *L)
 {
-    mr_buf_free(luaL_checkudata(L, 1, MR_JSON_BUF_MT));
+    free_state(luaL_checkudata(L, 1, MR_JSON_BUF_MT));
     return 0;
 }
 
@@ -397,20 +495,23 @@ static int l_buf_gc(lua_State *L)
 static int l_json_encode(lua_State *L)
 {
     encoder e;
-    mr_buf *out;
+    encode_state *st;
     lua_settop(L, A_RANK);
     luaL_checktype(L, A_LIST_KEYS, LUA_TTABLE);
     luaL_checktype(L, A_RANK, LUA_TTABLE);
-    out = lua_newuserdata(L, sizeof *out); /* slot A_BUF */
-    mr_buf_init(out, 0);
+    st = lua_newuserdata(L, sizeof *st); /* slot A_BUF */
+    mr_buf_init(&st->out, 0);
+    st->keys = NULL;
+    st->keys_cap = 0;
     luaL_getmetatable(L, MR_JSON_BUF_MT);
     lua_setmetatable(L, A_BUF);
     e.L = L;
-    e.out = out;
+    e.st = st;
+    e.keys_used = 0;
     e.indent = lua_isnil(L, A_INDENT) ? NULL : luaL_checklstring(L, A_INDENT, &e.indent_len);
     encode_value(&e, A_VALUE, 0, 0);
-    lua_pushlstring(L, out->data != NULL ? out->data : "", out->len);
-    mr_buf_free(out);
+    lua_pushlstring(L, st->out.data != NULL ? st->out.data : "", st->out.len);
+    free_state(st);
     return 1;
 }
 
