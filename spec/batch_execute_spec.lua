@@ -104,6 +104,74 @@ describe("batch.execute", function()
   end)
 end)
 
+describe("batch's spool of output lines", function()
+  -- Rows F1, F2 get a fresh report, R a reused one, X fails; the ledger holds each
+  -- row's final record as the client would have written it.
+  local function spooled_run(spool, before_rebuild)
+    local dir = cli.tmpdir()
+    local client = fake_client(function(vin)
+      if vin == "X" then return nil, errors.new("api", "refused", { order_outcome = "not_placed" }) end
+      return { status = "ready", order_id = "O-" .. vin, reused = vin == "R" or nil,
+        records = { { item = "oil " .. vin } }, raw = { secret_looking = "raw body" } }
+    end)
+    local L = ledger.memory()
+    local rows = {}
+    for i, vin in ipairs{ "F1", "R", "X", "F2" } do
+      rows[i] = { vin = vin, line = i, index = i, input = { vin = vin } }
+      if vin ~= "X" then
+        local claim = assert(L:begin{ vin = vin }).claim
+        assert(claim:intent())
+        assert(claim:placed("O-" .. vin))
+        assert(claim:final("ready", { status = "ready", order_id = "O-" .. vin,
+          records = { { item = "oil " .. vin } }, raw = { secret_looking = "raw body" } }))
+        claim:release()
+      end
+    end
+    local results = batch.execute{ client = client, ledger = L, rows = rows, rate = 1e9, max_active = 10,
+      max_wait = 1, poll_interval = 1, say = function() end, spool = spool }
+    local reads = {}
+    local counting = setmetatable({ get = function(_, fields)
+      reads[#reads + 1] = fields.vin
+      return L:get(fields)
+    end }, { __index = L })
+    if before_rebuild then before_rebuild() end
+    local parsed = { rows = rows, invalid = {} }
+    assert(batch.rebuild(dir .. "/spooled.jsonl", counting, parsed, results, spool))
+    assert(batch.rebuild(dir .. "/ledger.jsonl", L, parsed, results))
+    return cli.read(dir .. "/spooled.jsonl"), cli.read(dir .. "/ledger.jsonl"), reads
+  end
+
+  it("gives the rebuild the fresh reports' lines, the same bytes as the ledger's records make", function()
+    local spool = batch.spool_of(assert(io.tmpfile()))
+    local spooled, from_ledger, reads = spooled_run(spool)
+    spool:close()
+    assert.are.equal(from_ledger, spooled)
+    assert.are.same({ "R", "X" }, reads) -- F1 and F2 came from the spool
+    assert.truthy(spooled:find('"item":"oil F2"', 1, true))
+    assert.is_nil(spooled:find("raw body", 1, true))
+  end)
+
+  it("is not trusted once a write has failed: every row comes from the ledger", function()
+    local spool = batch.spool_of(assert(io.open("/dev/full", "w+b"))) -- writes are buffered, the flush fails
+    local spooled, from_ledger, reads = spooled_run(spool)
+    spool:close()
+    assert.are.equal(from_ledger, spooled)
+    assert.are.same({ "F1", "R", "X", "F2" }, reads)
+  end)
+
+  it("is not trusted when it is shorter than what was written (a flush whose error nobody saw)", function()
+    local path = cli.tmpdir() .. "/spool"
+    local spool = batch.spool_of(assert(io.open(path, "w+b")))
+    local spooled, from_ledger, reads = spooled_run(spool, function()
+      assert(spool.f:flush())
+      assert(os.execute("truncate -s 10 " .. path))
+    end)
+    spool:close()
+    assert.are.equal(from_ledger, spooled)
+    assert.are.same({ "F1", "R", "X", "F2" }, reads)
+  end)
+end)
+
 describe("batch.plan", function()
   local now = 1000000
   it("orders a new or not-placed vehicle, polls a placed one, refuses an unknown one", function()

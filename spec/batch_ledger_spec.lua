@@ -67,6 +67,32 @@ describe("batch and the ledger", function()
     assert.is_nil(cli.read(dir .. "/out.jsonl.tmp"))
   end)
 
+  it("writes the lines the ledger's records make, and leaves no spool file behind", function()
+    local dir = cli.tmpdir()
+    local input = vins(3, 50)
+    input[#input + 1] = sandbox.scenario_vin("no_records", 51)
+    cli.write(dir .. "/in.txt", table.concat(input, "\n") .. "\n")
+    local r = cli.run({ "batch", dir .. "/in.txt", "--ledger", dir .. "/ledger", "--output", dir .. "/out.jsonl",
+      "--poll-interval", "0.05", "--rate", "50" }, env)
+    assert.are.equal(0, r.code, r.err)
+    -- the reference: the same rows rebuilt from the ledger alone, as a later run with no result would
+    local batch = require "maintenance_report.cli.batch"
+    local csv = require "maintenance_report.cli.csv"
+    local L = assert(ledger.file(dir .. "/ledger"))
+    local parsed = assert(csv.read_file(dir .. "/in.txt", { stream = true }))
+    assert(batch.rebuild(dir .. "/from-ledger.jsonl", L, parsed, {}))
+    L:close()
+    local out = cli.read(dir .. "/out.jsonl")
+    assert.are.equal(cli.read(dir .. "/from-ledger.jsonl"), out)
+    local statuses = {}
+    for _, l in ipairs(cli.json_lines(out)) do statuses[#statuses + 1] = l.status end
+    assert.are.same({ "ready", "ready", "ready", "no_records" }, statuses)
+    local p = io.popen("ls -a " .. dir)
+    local names = p:read("*a")
+    p:close()
+    assert.is_nil(names:find("spool", 1, true), names)
+  end)
+
   it("a run killed with SIGKILL leaves the previous output whole; the next run completes it", function()
     local dir = cli.tmpdir()
     local path = dir .. "/ledger"

@@ -74,13 +74,21 @@ for status in pairs(FINAL) do
   end
 end
 local CODES = {} -- the private key of the codes array in a results table
+-- A code with its line in the spool: code + SPOOL_SPAN × (offset + 1), exact in a
+-- double (LuaJIT) and an integer (5.4) for any spool below 2^49 bytes.
+local SPOOL_SPAN = 8
 
 local function new_results()
   local results = { [CODES] = {} }
-  local function record(row, r)
+  -- spooled_at: where the row's output line starts in the spool (see M.open_spool), if it is there
+  local function record(row, r, spooled_at)
     if FINAL[r.status] and not r.error then
       local code = SHARED[r.status][r.reused and true or false]
-      if row.index then results[CODES][row.index] = code else results[row.vin] = BY_CODE[code] end
+      if row.index then
+        results[CODES][row.index] = spooled_at and code + SPOOL_SPAN * (spooled_at + 1) or code
+      else
+        results[row.vin] = BY_CODE[code]
+      end
     else
       results[row.vin] = { status = r.status, order_id = r.order_id, reused = r.reused, ordered = r.ordered,
         error = r.error and { kind = r.error.kind, order_outcome = r.error.order_outcome, message = r.error.message } }
@@ -92,8 +100,76 @@ end
 --- This run's result for a row (nil: not finished by this run).
 function M.result(results, row)
   local r = results[row.vin]
-  if r == nil and row.index and results[CODES] then r = BY_CODE[results[CODES][row.index]] end
+  if r == nil and row.index and results[CODES] then
+    local packed = results[CODES][row.index]
+    r = packed and BY_CODE[packed % SPOOL_SPAN]
+  end
   return r
+end
+
+--- Where this run spooled the row's output line, or nil.
+function M.spooled_at(results, row)
+  local packed = row.index and results[CODES] and results[CODES][row.index]
+  if not packed or packed < SPOOL_SPAN then return nil end
+  return math.floor(packed / SPOOL_SPAN) - 1
+end
+
+-- The output lines of rows this run finished with a report it fetched, kept on
+-- disk until the output is rebuilt: the rebuild copies them, where reading each
+-- back from the ledger would decode the whole record (raw included) and encode
+-- the report again. Unlinked once open, so it goes with the process however that
+-- ends. After a failed write nothing in it is trusted: those rows take the ledger's
+-- path, as every row did before.
+local Spool = {}
+Spool.__index = Spool
+
+--- A spool on an open file f (read and write, empty).
+function M.spool_of(f)
+  return setmetatable({ f = f, size = 0 }, Spool)
+end
+
+--- A spool file next to path (same directory, a name of this process), or nil.
+function M.open_spool(path)
+  local ok, core = pcall(require, "maintenance_report.core")
+  local name = ("%s.spool-%d-%d"):format(path, ok and core.getpid and core.getpid() or 0, math.random(1, 2 ^ 30))
+  local f = io.open(name, "w+b")
+  if not f then return nil end
+  os.remove(name)
+  return M.spool_of(f)
+end
+
+--- Appends text as one line; its offset, or nil once the spool has failed.
+function Spool:put(text)
+  if not self.f then return nil end
+  local at = self.size
+  if not self.f:write(text, "\n") then
+    self:close()
+    return nil
+  end
+  self.size = at + #text + 1
+  return at
+end
+
+--- The line at offset at, or nil (no spool, a failed flush, a failed read).
+function Spool:get(at)
+  if not (self.f and at) then return nil end
+  if not self.flushed then
+    -- A failed flush, or one of the C library's own (a full buffer, a fork) whose
+    -- error nobody saw, leaves bytes out of some line: then the file is short of
+    -- what was written, and no line is trusted.
+    if not self.f:flush() or self.f:seek("end") ~= self.size then
+      self:close()
+      return nil
+    end
+    self.flushed = true
+  end
+  if not self.f:seek("set", at) then return nil end
+  return self.f:read("*l")
+end
+
+function Spool:close()
+  if self.f then self.f:close() end
+  self.f = nil
 end
 
 function M.describe(cmd)
@@ -198,12 +274,19 @@ function M.execute(ctx)
   end
 
   -- Writes the row's line (streaming) and keeps a slim result (no report) so memory stays flat.
+  -- A report this run fetched (not reused: the client marks a reused one) is spooled as
+  -- the line the rebuild would make of the ledger's record of it, which holds that report.
   local function finish(row, r)
     r.line, r.input, r.vin = row.line, row.input, row.vin
     c.done = c.done + 1
     c[r.status] = (c[r.status] or 0) + 1
     if ctx.write_line then ctx.write_line(json.encode(r, { skip_keys = { raw = true } })) end
-    record(row, r)
+    local spooled_at
+    if ctx.spool and row.index and FINAL[r.status] and not r.error and not r.reused and type(r.report) == "table" then
+      spooled_at = ctx.spool:put(M.line(row, { status = r.status },
+        { state = r.status, order_id = r.order_id, report = r.report }))
+    end
+    record(row, r, spooled_at)
   end
 
   local function stop_ordering(err)
@@ -370,8 +453,9 @@ function M.line(row, result, entry)
 end
 
 --- Writes every row's line to path through a temp file renamed over it: an interrupted
---- write leaves the previous file whole. invalid: the invalid rows' lines first.
-function M.rebuild(path, L, parsed, results)
+--- write leaves the previous file whole. invalid: the invalid rows' lines first. spool
+--- (optional): the lines this run spooled, taken from there instead of the ledger.
+function M.rebuild(path, L, parsed, results, spool)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
   if not f then return nil, "cannot write " .. tmp .. ": " .. tostring(err) end
@@ -384,8 +468,12 @@ function M.rebuild(path, L, parsed, results)
       error = { kind = "invalid_input", message = bad.error } })
   end
   for row in each_row(parsed.rows) do
-    local entry = L:get(M.fields(row)) -- a read failure leaves this run's result alone
-    put(M.line(row, M.result(results, row), entry))
+    local text = spool and spool:get(M.spooled_at(results, row))
+    if not text then
+      local entry = L:get(M.fields(row)) -- a read failure leaves this run's result alone
+      text = M.line(row, M.result(results, row), entry)
+    end
+    put(text)
   end
   local closed, cerr = f:close()
   if ok and not closed then ok, werr = nil, cerr end
@@ -621,6 +709,7 @@ function M.run_with_ledger(args, parsed, L, path)
   end
   local ctx = {
     client = client, ledger = L, rows = parsed.rows, write_line = not to_file and stdout_writer or nil,
+    spool = to_file and M.open_spool(args.output) or nil,
     progress = progress, rate = args.rate, max_wait = args.max_wait, poll_interval = args.poll_interval,
     reuse = args.reuse, fresh = args.fresh, retry_unknown = args.retry_unknown, max_active = args.max_active,
     say = say_clean, args = args, unit_price = args.unit_price,
@@ -628,7 +717,8 @@ function M.run_with_ledger(args, parsed, L, path)
   local results, counters, stopped = {}, nil, nil
   local ok, err = pcall(function() results, counters, stopped = M.execute(ctx) end)
   if to_file then
-    local written, werr = M.rebuild(args.output, L, parsed, results or {})
+    local written, werr = M.rebuild(args.output, L, parsed, results or {}, ctx.spool)
+    if ctx.spool then ctx.spool:close() end
     if not written then say(output.PROGRAM .. ": " .. werr .. "; every order id is in the ledger " .. path) end
   end
   if not ok then
