@@ -43,6 +43,41 @@ describe("core.session handle reuse", function()
     end
   end
 
+  -- This process's established connections to the server (client side: remote port is the server's).
+  local function connections_to_server()
+    local port = (":%04X"):format(server.port)
+    local n = 0
+    for _, table_path in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
+      local f = io.open(table_path, "r")
+      if f then
+        for line in f:lines() do
+          local remote, state = line:match("^%s*%d+: %S+ (%S+) (%x%x)")
+          if remote and state == "01" and remote:sub(-5) == port then n = n + 1 end
+        end
+        f:close()
+      end
+    end
+    return n
+  end
+
+  it("keeps at most max_connections idle connections on the multi side", function()
+    local function six_fresh(session)
+      local run = runner("multi", session)
+      for _ = 1, 6 do assert(run{ url = base .. "/echo", fresh_connect = true }) end
+    end
+    local bounded = core.session{ max_connections = 2 }
+    six_fresh(bounded)
+    assert.are.equal(2, connections_to_server())
+    bounded:close()
+    assert.are.equal(0, connections_to_server())
+    local default = core.session()
+    six_fresh(default) -- libcurl's own default: 4 per transfer added at once, here one at a time
+    assert.are.equal(4, connections_to_server())
+    default:close()
+    assert.has_error(function() core.session{ max_connections = 1.5 } end,
+      "session option 'max_connections' must be a whole number up to 1000000")
+  end)
+
   for _, mode in ipairs{ "blocking", "multi" } do
     describe(mode, function()
       it("sends a GET with no body and no old header after a POST with both", function()

@@ -77,6 +77,14 @@ int mr_session_submit(lua_State *L, mr_session *s)
             err.message = "cannot create a libcurl multi handle";
             return mr_push_setup_error(L, &err);
         }
+        if (s->max_connections > 0 &&
+            curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, s->max_connections) != CURLM_OK) {
+            curl_multi_cleanup(s->multi);
+            s->multi = NULL;
+            err.message = "cannot set the libcurl multi handle's connection cache size";
+            err.code = CURLE_FAILED_INIT;
+            return mr_push_setup_error(L, &err);
+        }
         if (mr_watch_install(s) != 0) {
             curl_multi_cleanup(s->multi);
             s->multi = NULL;

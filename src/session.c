@@ -121,8 +121,10 @@ static double library_default(lua_State *L, const char *name)
     return value;
 }
 
-/* core.session{cafile=, capath=, insecure=, timeout=, connect_timeout=, max_body=, user_agent=};
-   absent limits come from maintenance_report.defaults. */
+/* core.session{cafile=, capath=, insecure=, timeout=, connect_timeout=, max_body=, user_agent=,
+   max_connections=}; absent limits come from maintenance_report.defaults. max_connections: the
+   idle connections the non-blocking side keeps (absent or 0: libcurl's 4 per transfer ever added
+   at once, which a batch whose every order takes a fresh connection fills up to). */
 static int l_session_new(lua_State *L)
 {
     mr_session *s;
@@ -143,6 +145,12 @@ static int l_session_new(lua_State *L)
                                            library_default(L, "CONNECT_TIMEOUT"));
     s->cfg.max_body = mr_size_cap(
         mr_opt_number(L, opts, "session option", "max_body", library_default(L, "MAX_BODY")));
+    {
+        double max_connections = mr_opt_number(L, opts, "session option", "max_connections", 0);
+        if (max_connections > 1e6 || max_connections != (double)(long)max_connections)
+            return luaL_error(L, "session option 'max_connections' must be a whole number up to 1000000");
+        s->max_connections = (long)max_connections;
+    }
     lua_getfield(L, opts, "insecure");
     s->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);

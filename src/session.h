@@ -24,6 +24,7 @@ typedef struct {
     CURLSH *share;         /* DNS cache and TLS sessions, for both paths */
     mr_transfer *blocking; /* reused, so its connection stays alive */
     CURLM *multi;          /* created on first submit */
+    long max_connections;  /* CURLMOPT_MAXCONNECTS of the multi; 0: libcurl's default */
     mr_transfer *inflight;
     mr_transfer *done;     /* finished, kept until a perform has handed them to Lua */
     mr_transfer *idle;

@@ -44,6 +44,10 @@ local function new(opts)
     cafile = opts.cafile, capath = opts.capath, insecure = opts.insecure,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
     max_body = opts.max_body, user_agent = opts.user_agent,
+    -- as many idle connections as requests may be in flight: every paid order opens a
+    -- fresh one, which then joins the cache, and libcurl's default cache (4 per transfer
+    -- added at once) would grow a 1,000-wide batch to 4,000 sockets and their memory
+    max_connections = opts.max_in_flight,
   }
   return setmetatable({ session = session }, CurlTransport)
 end
