@@ -283,8 +283,9 @@ function M.execute(ctx)
     if ctx.write_line then ctx.write_line(json.encode(r, { skip_keys = { raw = true } })) end
     local spooled_at
     if ctx.spool and row.index and FINAL[r.status] and not r.error and not r.reused and type(r.report) == "table" then
-      spooled_at = ctx.spool:put(M.line(row, { status = r.status },
-        { state = r.status, order_id = r.order_id, report = r.report }))
+      -- scrubbed before it reaches the disk, as every line the batch writes
+      spooled_at = ctx.spool:put(output.scrub(M.line(row, { status = r.status },
+        { state = r.status, order_id = r.order_id, report = r.report })))
     end
     record(row, r, spooled_at)
   end
