@@ -80,4 +80,14 @@ describe("json.encode in C", function()
       assert.are.equal(err_lua, err_c)
     end
   end)
+
+  -- LuaJIT's stack holds about 65,000 slots: an object's keys cannot all stay on it.
+  it("writes objects of 100,000 keys, nested too, as the Lua writer does", function()
+    local big, inner = {}, {}
+    for i = 1, 100000 do big["k" .. i] = i end
+    for i = 1, 300 do inner["n" .. i] = { i, { ["x" .. i] = true } } end
+    big.inner, big[7] = inner, "a number key"
+    assert.are.equal(json.encode_lua(big), json.encode(big))
+    assert.are.equal(json.encode_lua(inner, { indent = " " }), json.encode(inner, { indent = " " }))
+  end)
 end)

@@ -20,6 +20,9 @@
 #define MR_JSON_BUF_MT "maintenance_report.json_buf"
 /* Objects with at most this many keys are sorted by insertion: most have under 15. */
 #define MR_JSON_INSERTION_SORT_MAX 16
+/* Keys an object anchors on the Lua stack before they move into a table: LuaJIT's
+   stack holds about 65,000 slots, and nested objects each take theirs. */
+#define MR_JSON_STACK_KEYS 256
 #define MR_JSON_MAX_NESTING 64
 
 /* Argument slots of json_encode. */
@@ -348,14 +351,24 @@ static void reserve_keys(encoder *e, size_t n)
     st->keys_cap = cap;
 }
 
+/* Pushes the key that r names: a stack slot, or an index into the anchor table. */
+static void push_key(lua_State *L, int anchor, const key_ref *r)
+{
+    if (anchor != 0)
+        lua_rawgeti(L, anchor, r->slot);
+    else
+        lua_pushvalue(L, r->slot);
+}
+
 static void encode_object(encoder *e, int t, int depth)
 {
     lua_State *L = e->L;
-    int base = lua_gettop(L), count, i;
+    int base = lua_gettop(L), anchor = 0, count = 0, i;
     size_t first;
     /* Each kept key stays on the stack below the one lua_next walks on with, so
        every key string is anchored until the object is written, whatever a
-       finalizer run by an allocation does to t. */
+       finalizer run by an allocation does to t. Past MR_JSON_STACK_KEYS they
+       move into one anchor table instead, at base + 1. */
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         lua_pop(L, 1);
@@ -372,8 +385,24 @@ static void encode_object(encoder *e, int t, int depth)
             lua_call(L, 1, 1);
             lua_insert(L, -2);
         }
+        count++;
+        if (anchor != 0) {
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, anchor, count);
+            lua_remove(L, -2);
+        } else if (count == MR_JSON_STACK_KEYS) {
+            int j;
+            lua_createtable(L, 2 * count, 0);
+            for (j = 1; j <= count; j++) {
+                lua_pushvalue(L, base + j);
+                lua_rawseti(L, -2, j);
+            }
+            lua_replace(L, base + 1); /* the table over the first key ... */
+            for (j = 2; j <= count; j++)
+                lua_remove(L, base + 2); /* ... and the others off the stack */
+            anchor = base + 1;
+        }
     }
-    count = lua_gettop(L) - base;
     if (count == 0) {
         put(e, "{}", 2);
         return;
@@ -382,9 +411,9 @@ static void encode_object(encoder *e, int t, int depth)
     first = e->keys_used;
     for (i = 0; i < count; i++) {
         key_ref *r = &e->st->keys[first + (size_t)i];
-        r->slot = base + 1 + i;
-        r->s = lua_tolstring(L, r->slot, &r->len);
-        lua_pushvalue(L, r->slot);
+        r->slot = anchor != 0 ? i + 1 : base + 1 + i;
+        push_key(L, anchor, r);
+        r->s = lua_tolstring(L, -1, &r->len); /* anchored where push_key found it */
         lua_rawget(L, A_RANK);
         r->rank = lua_isnumber(L, -1) ? (lua_Integer)lua_tonumber(L, -1) : 0;
         lua_pop(L, 1);
@@ -394,7 +423,7 @@ static void encode_object(encoder *e, int t, int depth)
     put_char(e, '{');
     for (i = 0; i < count; i++) {
         const key_ref *r = &e->st->keys[first + (size_t)i];
-        int key_idx = r->slot;
+        int key_idx;
         if (i > 0)
             put_char(e, ',');
         put_pad(e, depth + 1);
@@ -403,6 +432,8 @@ static void encode_object(encoder *e, int t, int depth)
             put(e, ": ", 2);
         else
             put_char(e, ':');
+        push_key(L, anchor, r);
+        key_idx = lua_gettop(L);
         lua_pushvalue(L, key_idx);
         lua_gettable(L, t);
         if (lua_isnil(L, -1)) { /* a number key, written as its tostring: t[tonumber(k)] */
@@ -415,7 +446,7 @@ static void encode_object(encoder *e, int t, int depth)
             }
         }
         encode_value(e, lua_gettop(L), depth + 1, key_idx);
-        lua_pop(L, 1);
+        lua_pop(L, 2);
     }
     e->keys_used = first;
     put_pad(e, depth);
