@@ -115,6 +115,22 @@ describe("sandbox lifetime", function()
       "the sandbox outlived timeout(1): " .. leftovers())
   end)
 
+  it("leaves nothing when the owner dies by SIGTERM in the middle of the start", function()
+    -- The signal comes from inside the start, after the prefix exists and before nginx
+    -- is launched: a plain script has no handler, so only a guard outside it can clean up.
+    local tmp = dir .. "/mid-start-tmp"
+    shell.run("mkdir -p " .. q(tmp))
+    shell.write_file(dir .. "/dies.lua", [[
+local nginx = require "maintenance_report_sandbox.nginx_runner"
+nginx.start{ render = function() os.execute("kill -TERM $PPID; sleep 5") end }
+]])
+    os.execute(("%s TMPDIR=%s %s %s >/dev/null 2>&1 </dev/null; echo done > %s &"):format(env, q(tmp),
+      interpreter, q(dir .. "/dies.lua"), q(dir .. "/dies.done")))
+    assert.is_true(cli.wait_until(function() return shell.read_file(dir .. "/dies.done") end, 20), "the host hung")
+    assert.is_true(cli.wait_until(function() return shell.run("ls -A " .. q(tmp)) == "" end, 2),
+      "the prefix outlived its owner: " .. shell.run("ls -A " .. q(tmp)))
+  end)
+
   it("stops nginx on SIGTERM to the host's process group", function()
     local info = dir .. "/group"
     local s = start_host(("%s setsid %s %s %s"):format(env, interpreter, q(dir .. "/host.lua"), q(info)), info)

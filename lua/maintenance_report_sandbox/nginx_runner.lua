@@ -156,7 +156,8 @@ end
 -- ends at once. Its own session and ignored INT/TERM/HUP keep signals meant
 -- for the owner's group from killing it first. A child that inherited the
 -- pipe (os.execute does not close it) would hold it open: a once-a-second
--- check of the owner's pid covers that case. Returns the pipe (closing it
+-- check of the owner's pid covers that case. Its reader and poller inherit the
+-- ignored TERM, so they are ended with KILL. Returns the pipe (closing it
 -- stops nginx) or nil.
 local function start_watchdog(owner_pid, nginx_pid, prefix)
   local script = shell.STOP_FN .. string.format([[
@@ -165,14 +166,51 @@ exec 3<&0 </dev/null >/dev/null 2>&1
 cat <&3 >/dev/null &
 reader=$!
 exec 3<&-
-( while alive %d && alive %d; do sleep 1; done; kill $reader 2>/dev/null ) &
+( while alive %d && alive %d; do sleep 1; done; kill -KILL $reader 2>/dev/null ) &
 poller=$!
 wait $reader
-kill $poller 2>/dev/null
+kill -KILL $poller 2>/dev/null
 stop_nginx %d %s
 ]], owner_pid, nginx_pid, nginx_pid, q(prefix))
   local launcher = shell.has_command("setsid") and "exec setsid sh -c " or "exec sh -c "
   return io.popen(launcher .. q(script), "w")
+end
+
+-- Covers the start itself, from the moment the prefix exists until the
+-- watchdog runs: an owner killed meanwhile (SIGTERM to its group, as timeout(1)
+-- sends it to a plain script with no handler) would leave the prefix, and a
+-- launched nginx, which daemonises into its own session, with nobody to stop
+-- them. The guard waits for a line on its pipe: "dismiss" (the watchdog has
+-- taken over, or nginx.start cleaned up itself) ends it; the pipe's end or the
+-- owner's death (polled, as a child may hold the pipe open) makes it stop
+-- nginx by its pid file, once the launch has written one (nginx writes it right
+-- after it forks; a second at most, for a launch the signal cut short), and
+-- remove the prefix.
+local function start_guard(owner_pid, prefix)
+  local script = shell.STOP_FN .. string.format([[
+trap '' INT TERM HUP
+exec 3<&0 </dev/null >/dev/null 2>&1
+( read -r word <&3; [ "$word" = dismiss ] ) &
+reader=$!
+exec 3<&-
+( while alive %d; do sleep 0.1; done; kill -KILL $reader 2>/dev/null ) &
+poller=$!
+wait $reader
+dismissed=$?
+kill -KILL $poller 2>/dev/null
+[ "$dismissed" -eq 0 ] && exit 0
+_i=0
+while [ -e %s ] && [ ! -s %s ] && [ "$_i" -lt 100 ]; do sleep 0.01; _i=$((_i + 1)); done
+stop_nginx "$(cat %s 2>/dev/null)" %s
+]], owner_pid, q(prefix .. "/nginx.conf"), q(prefix .. "/nginx.pid"), q(prefix .. "/nginx.pid"), q(prefix))
+  local launcher = shell.has_command("setsid") and "exec setsid sh -c " or "exec sh -c "
+  return io.popen(launcher .. q(script), "w")
+end
+
+local function dismiss_guard(guard)
+  if not guard then return end
+  pcall(guard.write, guard, "dismiss\n")
+  pcall(io.close, guard)
 end
 
 local Server = {}
@@ -241,8 +279,10 @@ end
 local function start_in(opts, started)
   local label = opts.label or "nginx"
   assert(label:match("^[%w%-]+$"), "nginx.start: label must be letters, digits and '-'")
+  local owner = opts.watchdog ~= false and tonumber((shell.capture("echo $PPID"))) or nil
   local prefix, err = new_prefix(label, function(p) started.prefix = p end)
   if not prefix then return nil, err end
+  if owner then started.guard = start_guard(owner, prefix) end
   local ctx = {
     prefix = prefix,
     modules_dir = nginx.find_modules(opts.modules_dir),
@@ -285,10 +325,9 @@ local function start_in(opts, started)
   end
   local server = setmetatable({ pid = pid, port = ctx.port, tls_port = ctx.tls_port, prefix = prefix,
     conf = prefix .. "/nginx.conf", stopped = false }, Server)
-  if opts.watchdog ~= false then
-    local owner = tonumber((shell.capture("echo $PPID")))
-    if owner then server.watchdog = start_watchdog(owner, pid, prefix) end
-  end
+  if owner then server.watchdog = start_watchdog(owner, pid, prefix) end
+  dismiss_guard(started.guard)
+  started.guard = nil
   attach_finalizer(server)
   return server
 end
@@ -318,6 +357,7 @@ function nginx.start(opts)
   else
     remove_prefix(started.prefix)
   end
+  dismiss_guard(started.guard)
   if not ok then error(server, 0) end
   return nil, err, reason
 end
