@@ -130,8 +130,7 @@ end
 
 --- A spool file next to path (same directory, a name of this process), or nil.
 function M.open_spool(path)
-  local ok, core = pcall(require, "maintenance_report.core")
-  local name = ("%s.spool-%d-%d"):format(path, ok and core.getpid and core.getpid() or 0, math.random(1, 2 ^ 30))
+  local name = ("%s.spool-%d-%d"):format(path, require("maintenance_report.core").getpid(), math.random(1, 2 ^ 30))
   local f = io.open(name, "w+b")
   if not f then return nil end
   os.remove(name)
@@ -461,20 +460,22 @@ function M.rebuild(path, L, parsed, results, spool)
   local f, err = io.open(tmp, "wb")
   if not f then return nil, "cannot write " .. tmp .. ": " .. tostring(err) end
   local ok, werr = true, nil
-  local function put(text)
-    if ok then ok, werr = f:write(output.scrub(text), "\n") end
+  -- scrubbed: a spooled line already is (finish scrubs it before it reaches the disk)
+  local function put(text, scrubbed)
+    if ok then ok, werr = f:write(scrubbed and text or output.scrub(text), "\n") end
   end
   for _, bad in ipairs(parsed.invalid) do
     put(json.encode{ line = bad.line, input = bad.input or { text = bad.text }, status = "invalid",
       error = { kind = "invalid_input", message = bad.error } })
   end
   for row in each_row(parsed.rows) do
-    local text = spool and spool:get(M.spooled_at(results, row))
-    if not text then
+    local spooled = spool and spool:get(M.spooled_at(results, row))
+    if spooled then
+      put(spooled, true)
+    else
       local entry = L:get(M.fields(row)) -- a read failure leaves this run's result alone
-      text = M.line(row, M.result(results, row), entry)
+      put(M.line(row, M.result(results, row), entry))
     end
-    put(text)
   end
   local closed, cerr = f:close()
   if ok and not closed then ok, werr = nil, cerr end
