@@ -149,31 +149,41 @@ local function launch(binary, prefix, conf_text, env)
   return tonumber(pid)
 end
 
--- Keeps nginx from outliving the Lua process that started it, however that
--- process ends (a crash, kill -9, SIGTERM to its whole process group as
--- timeout(1) sends, which skip stop() and finalizers). The watchdog reads a
--- pipe only the owner writes to: the owner's death closes it, and the read
--- ends at once. Its own session and ignored INT/TERM/HUP keep signals meant
--- for the owner's group from killing it first. A child that inherited the
--- pipe (os.execute does not close it) would hold it open: a once-a-second
--- check of the owner's pid covers that case. Its reader and poller inherit the
--- ignored TERM, so they are ended with KILL. Returns the pipe (closing it
--- stops nginx) or nil.
-local function start_watchdog(owner_pid, nginx_pid, prefix)
+-- The shape both sentinels below share. It runs in its own session (setsid)
+-- with INT/TERM/HUP ignored, so signals meant for the owner's group do not
+-- kill it first. `reader` reads fd 3, the pipe only the owner writes to: the
+-- owner's death closes it and the read ends at once. A child that inherited
+-- the pipe (os.execute does not close it) would hold it open, so a poller
+-- checks `alive` every `interval` seconds and ends the reader when it fails.
+-- Reader and poller inherit the ignored TERM, so they are ended with KILL.
+-- `after` runs once the reader has ended, with $status its exit status.
+-- Returns the pipe or nil.
+local function launch_sentinel(reader, alive, interval, after)
   local script = shell.STOP_FN .. string.format([[
 trap '' INT TERM HUP
 exec 3<&0 </dev/null >/dev/null 2>&1
-cat <&3 >/dev/null &
+( %s ) &
 reader=$!
 exec 3<&-
-( while alive %d && alive %d; do sleep 1; done; kill -KILL $reader 2>/dev/null ) &
+( while %s; do sleep %s; done; kill -KILL $reader 2>/dev/null ) &
 poller=$!
 wait $reader
+status=$?
 kill -KILL $poller 2>/dev/null
-stop_nginx %d %s
-]], owner_pid, nginx_pid, nginx_pid, q(prefix))
+%s
+]], reader, alive, interval, after)
   local launcher = shell.has_command("setsid") and "exec setsid sh -c " or "exec sh -c "
   return io.popen(launcher .. q(script), "w")
+end
+
+-- Keeps nginx from outliving the Lua process that started it, however that
+-- process ends (a crash, kill -9, SIGTERM to its whole process group as
+-- timeout(1) sends, which skip stop() and finalizers): the pipe's end, the
+-- owner's death or nginx's own makes it stop nginx and remove the prefix.
+-- Returns the pipe (closing it stops nginx) or nil.
+local function start_watchdog(owner_pid, nginx_pid, prefix)
+  return launch_sentinel("exec cat <&3 >/dev/null", string.format("alive %d && alive %d", owner_pid, nginx_pid),
+    "1", string.format("stop_nginx %d %s", nginx_pid, q(prefix)))
 end
 
 -- Covers the start itself, from the moment the prefix exists until the
@@ -182,29 +192,17 @@ end
 -- launched nginx, which daemonises into its own session, with nobody to stop
 -- them. The guard waits for a line on its pipe: "dismiss" (the watchdog has
 -- taken over, or nginx.start cleaned up itself) ends it; the pipe's end or the
--- owner's death (polled, as a child may hold the pipe open) makes it stop
--- nginx by its pid file, once the launch has written one (nginx writes it right
--- after it forks; a second at most, for a launch the signal cut short), and
--- remove the prefix.
+-- owner's death (polled every 0.1 s) makes it stop nginx by its pid file, once
+-- the launch has written one (nginx writes it right after it forks; a second
+-- at most, for a launch the signal cut short), and remove the prefix.
 local function start_guard(owner_pid, prefix)
-  local script = shell.STOP_FN .. string.format([[
-trap '' INT TERM HUP
-exec 3<&0 </dev/null >/dev/null 2>&1
-( read -r word <&3; [ "$word" = dismiss ] ) &
-reader=$!
-exec 3<&-
-( while alive %d; do sleep 0.1; done; kill -KILL $reader 2>/dev/null ) &
-poller=$!
-wait $reader
-dismissed=$?
-kill -KILL $poller 2>/dev/null
-[ "$dismissed" -eq 0 ] && exit 0
+  local conf, pidfile = q(prefix .. "/nginx.conf"), q(prefix .. "/nginx.pid")
+  return launch_sentinel('read -r word <&3; [ "$word" = dismiss ]', string.format("alive %d", owner_pid), "0.1",
+    string.format([[
+[ "$status" -eq 0 ] && exit 0
 _i=0
 while [ -e %s ] && [ ! -s %s ] && [ "$_i" -lt 100 ]; do sleep 0.01; _i=$((_i + 1)); done
-stop_nginx "$(cat %s 2>/dev/null)" %s
-]], owner_pid, q(prefix .. "/nginx.conf"), q(prefix .. "/nginx.pid"), q(prefix .. "/nginx.pid"), q(prefix))
-  local launcher = shell.has_command("setsid") and "exec setsid sh -c " or "exec sh -c "
-  return io.popen(launcher .. q(script), "w")
+stop_nginx "$(cat %s 2>/dev/null)" %s]], conf, pidfile, pidfile, q(prefix)))
 end
 
 local function dismiss_guard(guard)
